@@ -1,0 +1,66 @@
+"""What was observed of one guarded query: the record that flows from measuring to comparing.
+
+A baseline file is an `Observation` written down (without its raw timing samples), so a freshly
+measured query and its committed baseline are compared field by field.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .plan import Buffers, PlanNode
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock times of the plain statement (not EXPLAIN), in milliseconds."""
+
+    median_ms: float
+    min_ms: float
+    p90_ms: float
+    count: int
+    samples_ms: tuple[float, ...] = ()
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float]) -> Timing:
+        if not samples_ms:
+            raise ValueError("no timing samples")
+        ordered = sorted(samples_ms)
+        p90_index = min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))
+        return cls(
+            median_ms=statistics.median(ordered),
+            min_ms=ordered[0],
+            p90_ms=ordered[p90_index],
+            count=len(ordered),
+            samples_ms=tuple(samples_ms),
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One query's plan, work, cost and timing, with what identifies and weights it."""
+
+    name: str
+    sql: str
+    normalized_sql: str
+    fingerprint: str
+    calls_per_minute: float
+    plan: PlanNode
+    timing: Timing
+    environment: Mapping[str, str] = field(default_factory=dict)
+    budget_ms: float | None = None
+    statement_count: int = 1
+
+    @property
+    def buffers(self) -> Buffers:
+        return self.plan.buffers
+
+    @property
+    def total_cost(self) -> float:
+        return self.plan.total_cost
+
+    @property
+    def signature(self) -> tuple[str, ...]:
+        return self.plan.signature()

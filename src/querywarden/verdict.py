@@ -1,0 +1,84 @@
+"""Verdict records: the results model every report renders and every exit code is derived from."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .observation import Observation
+from .query import SourceLocation
+
+
+class Verdict(str, enum.Enum):
+    """Outcome for one guarded query."""
+
+    PASS = "pass"
+    IMPROVED = "improved"
+    WARN = "warn"
+    FAIL = "fail"
+    NEW = "new"
+    MISSING = "missing"
+    INCOMPARABLE = "incomparable"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The verdict on one query, why, and both sides of the comparison for reports.
+
+    `before` is the baseline (None for a new query); `after` is this run's observation (None when the
+    query is missing or could not be measured). `blocking` decides the exit code.
+    """
+
+    name: str
+    verdict: Verdict
+    blocking: bool
+    reasons: tuple[str, ...]
+    calls_per_minute: float
+    before: Observation | None = None
+    after: Observation | None = None
+    source: SourceLocation | None = None
+    extra_ms_per_minute: float | None = None
+
+    @property
+    def time_ratio(self) -> float | None:
+        if self.before is None or self.after is None or self.before.timing.median_ms <= 0:
+            return None
+        return self.after.timing.median_ms / self.before.timing.median_ms
+
+    @property
+    def buffers_ratio(self) -> float | None:
+        if self.before is None or self.after is None:
+            return None
+        return max(self.after.buffers.total, 1) / max(self.before.buffers.total, 1)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """All query results of one run; the run blocks when any result blocks."""
+
+    queries: tuple[QueryResult, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return any(result.blocking for result in self.queries)
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.blocked else "pass"
+
+    @property
+    def extra_ms_per_minute(self) -> float:
+        return sum(r.extra_ms_per_minute or 0.0 for r in self.queries if r.verdict in (Verdict.FAIL, Verdict.WARN))
+
+    def counts(self) -> dict[str, int]:
+        tally = {verdict.value: 0 for verdict in Verdict}
+        for result in self.queries:
+            tally[result.verdict.value] += 1
+        return tally
+
+    @classmethod
+    def merge(cls, runs: Sequence[RunResult]) -> RunResult:
+        """Join the results of several shards (CI matrix jobs, xdist workers) into one run."""
+        return cls(queries=tuple(result for run in runs for result in run.queries))
