@@ -1,0 +1,240 @@
+"""Comparing an observation with its baseline, and weighting the difference by call rate.
+
+Deterministic evidence comes first: blocks touched and plan shape do not vary run to run, so they
+decide most verdicts. Planner cost and timing count only beyond tolerances that their noise
+justifies. A slower query blocks when it is hot or when the database time it adds per minute
+exceeds the budget; a slower rare query only warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .observation import Observation
+from .measure import MeasureFailure
+from .query import SourceLocation
+from .verdict import QueryResult, Verdict
+
+_INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan")
+# Differences in these mean costs and block counts are not comparable at all.
+_INCOMPARABLE_ENVIRONMENT = ("postgres_major", "block_size")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds that turn differences into verdicts."""
+
+    hot_calls_per_minute: float = 1000.0
+    extra_ms_per_minute_budget: float = 1000.0
+    buffers_tolerance: float = 0.20
+    buffers_floor: int = 8
+    cost_tolerance: float = 0.25
+    time_tolerance: float = 0.50
+    time_floor_ms: float = 0.5
+    large_relation_blocks: int = 1000
+    strict: bool = False
+
+
+def _n(value: float) -> str:
+    if value == int(value):
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.3g}" if abs(value) < 1 else f"{value:,.2f}"
+
+
+def _ratio(before: float, after: float) -> str:
+    if before <= 0:
+        return "new"
+    return f"×{after / before:,.3g}" if after / before < 1000 else f"×{after / before:,.0f}"
+
+
+def _scan_changes(before: Observation, after: Observation, policy: Policy) -> tuple[list[str], bool]:
+    """Reasons for relations read differently, and whether one became a big sequential scan."""
+    reasons: list[str] = []
+    bigger = False
+    old, new = before.plan.scans(), after.plan.scans()
+    seq_blocks = {
+        node.relation: node.buffers.total
+        for _, node in after.plan.walk()
+        if node.relation and node.node_type == "Seq Scan"
+    }
+    for relation in sorted(set(old) | set(new)):
+        was, now = old.get(relation, set()), new.get(relation, set())
+        if was == now:
+            continue
+        if was and now:
+            reasons.append(f"{' + '.join(sorted(was))} on {relation} became {' + '.join(sorted(now))}")
+        elif now:
+            reasons.append(f"now also reads {relation} ({' + '.join(sorted(now))})")
+        else:
+            reasons.append(f"no longer reads {relation}")
+        lost_index = any(how.startswith(_INDEXED) for how in was) and "Seq Scan" in now
+        if lost_index and seq_blocks.get(relation, 0) >= policy.large_relation_blocks:
+            bigger = True
+    return reasons, bigger
+
+
+def _environment_drift(before: Observation, after: Observation) -> tuple[list[str], bool]:
+    drift, incomparable = [], False
+    for key in sorted(set(before.environment) | set(after.environment)):
+        was, now = before.environment.get(key), after.environment.get(key)
+        if was != now:
+            drift.append(f"{key} {was} → {now}")
+            incomparable = incomparable or key in _INCOMPARABLE_ENVIRONMENT
+    return drift, incomparable
+
+
+def _weigh(
+    name: str,
+    before: Observation,
+    after: Observation,
+    reasons: list[str],
+    policy: Policy,
+    source: SourceLocation | None,
+) -> QueryResult:
+    """A slower query: block when hot or when its extra DB time per minute exceeds the budget."""
+    calls = after.calls_per_minute
+    extra_per_call = max(after.timing.median_ms - before.timing.median_ms, 0.0)
+    extra_per_minute = extra_per_call * calls
+    hot = calls >= policy.hot_calls_per_minute
+    over_budget = extra_per_minute > policy.extra_ms_per_minute_budget
+    if hot:
+        reasons.append(f"hot: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
+    if over_budget:
+        reasons.append(
+            f"adds ≈{extra_per_minute / 1000:,.1f} s of DB time per minute "
+            f"(budget {policy.extra_ms_per_minute_budget / 1000:g} s)"
+        )
+    if not hot and not over_budget:
+        reasons.append(f"rare: {_n(calls)} calls/min, ≈{extra_per_minute / 1000:,.2f} s of DB time per minute")
+    blocking = hot or over_budget
+    return QueryResult(
+        name=name,
+        verdict=Verdict.FAIL if blocking else Verdict.WARN,
+        blocking=blocking,
+        reasons=tuple(reasons),
+        calls_per_minute=calls,
+        before=before,
+        after=after,
+        source=source,
+        extra_ms_per_minute=extra_per_minute,
+    )
+
+
+def compare(
+    name: str,
+    before: Observation | None,
+    after: Observation | MeasureFailure | None,
+    policy: Policy,
+    source: SourceLocation | None = None,
+) -> QueryResult:
+    """The verdict on one query, with the reasons a reviewer needs."""
+    if after is None:
+        assert before is not None
+        return QueryResult(
+            name=name,
+            verdict=Verdict.MISSING,
+            blocking=policy.strict,
+            reasons=("baseline exists but no query of that name was measured; remove it with `update --prune`",),
+            calls_per_minute=before.calls_per_minute,
+            before=before,
+            source=source,
+        )
+    if isinstance(after, MeasureFailure):
+        return QueryResult(
+            name=name,
+            verdict=Verdict.FAIL,
+            blocking=True,
+            reasons=(after.message,),
+            calls_per_minute=after.calls_per_minute,
+            before=before,
+            source=source,
+        )
+    if before is None:
+        return QueryResult(
+            name=name,
+            verdict=Verdict.NEW,
+            blocking=True,
+            reasons=("no baseline yet; review it and record one with `querywarden update`",),
+            calls_per_minute=after.calls_per_minute,
+            after=after,
+            source=source,
+        )
+
+    def result(verdict: Verdict, blocking: bool, reasons: list[str]) -> QueryResult:
+        return QueryResult(
+            name=name,
+            verdict=verdict,
+            blocking=blocking,
+            reasons=tuple(reasons),
+            calls_per_minute=after.calls_per_minute,
+            before=before,
+            after=after,
+            source=source,
+        )
+
+    drift, incomparable = _environment_drift(before, after)
+    if incomparable:
+        return result(
+            Verdict.INCOMPARABLE,
+            True,
+            [f"baseline was measured in another environment ({'; '.join(drift)}); refresh it with `querywarden update`"],
+        )
+
+    slower: list[str] = []
+    faster: list[str] = []
+    notes: list[str] = [f"environment drift: {d}" for d in drift]
+
+    if after.budget_ms is not None and after.timing.median_ms > after.budget_ms:
+        return result(
+            Verdict.FAIL,
+            True,
+            [f"median {_n(after.timing.median_ms)} ms exceeds its budget of {_n(after.budget_ms)} ms", *notes],
+        )
+
+    if after.statement_count > before.statement_count:
+        slower.append(f"issues {after.statement_count:,} statements instead of {before.statement_count:,}")
+    elif after.statement_count < before.statement_count:
+        faster.append(f"issues {after.statement_count:,} statements instead of {before.statement_count:,}")
+
+    scan_reasons, big_seq_scan = _scan_changes(before, after, policy)
+    old_blocks, new_blocks = before.buffers.total, after.buffers.total
+    blocks_text = f"buffers {_n(old_blocks)} → {_n(new_blocks)} ({_ratio(old_blocks, new_blocks)})"
+    if new_blocks - old_blocks >= policy.buffers_floor and new_blocks > old_blocks * (1 + policy.buffers_tolerance):
+        slower.append(blocks_text)
+    elif old_blocks - new_blocks >= policy.buffers_floor and old_blocks > new_blocks * (1 + policy.buffers_tolerance):
+        faster.append(blocks_text)
+    if big_seq_scan:
+        slower.extend(scan_reasons)
+    else:
+        notes.extend(f"plan: {reason}" for reason in scan_reasons)
+    new_spills = sorted(set(after.plan.spills()) - set(before.plan.spills()))
+    if new_spills:
+        slower.extend(f"now spills to disk: {spill}" for spill in new_spills)
+
+    old_cost, new_cost = before.total_cost, after.total_cost
+    cost_text = f"cost {_n(old_cost)} → {_n(new_cost)} ({_ratio(old_cost, new_cost)})"
+    if new_cost > old_cost * (1 + policy.cost_tolerance):
+        slower.append(cost_text)
+    elif old_cost > new_cost * (1 + policy.cost_tolerance):
+        faster.append(cost_text)
+
+    old_ms, new_ms = before.timing.median_ms, after.timing.median_ms
+    time_text = f"median {_n(old_ms)} → {_n(new_ms)} ms ({_ratio(old_ms, new_ms)})"
+    if new_ms - old_ms > policy.time_floor_ms and new_ms > old_ms * (1 + policy.time_tolerance):
+        if slower or after.timing.min_ms > before.timing.p90_ms:
+            slower.append(time_text)
+    elif old_ms - new_ms > policy.time_floor_ms and old_ms > new_ms * (1 + policy.time_tolerance):
+        faster.append(time_text)
+
+    if before.signature != after.signature and not scan_reasons:
+        notes.append("plan shape changed")
+    if after.fingerprint != before.fingerprint:
+        notes.append("SQL changed")
+
+    if slower:
+        return _weigh(name, before, after, slower + notes, policy, source)
+    if faster:
+        return result(Verdict.IMPROVED, False, faster + notes)
+    return result(Verdict.PASS, False, notes)

@@ -1,0 +1,141 @@
+"""Reaching PostgreSQL: DSNs (never shown with their password), connections, and throwaway databases."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import ConfigError, DatabaseError
+
+DSN_ENV = "QUERYWARDEN_DSN"
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_dsn(text: str) -> str:
+    """Replace any password in a DSN (URL or key=value form), or in text that quotes one, with ***."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", text))
+
+
+def scrub(text: str, dsn: str | None) -> str:
+    """Remove the DSN's password from arbitrary text, e.g. a psycopg exception message."""
+    text = mask_dsn(text)
+    if dsn:
+        try:
+            password = conninfo_to_dict(dsn).get("password")
+        except psycopg.ProgrammingError:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return text
+
+
+def resolve_dsn(option: str | None) -> tuple[str | None, str]:
+    """The DSN to use and where it came from: the flag, then $QUERYWARDEN_DSN, else none (embedded)."""
+    if option:
+        return option, "--dsn"
+    if os.environ.get(DSN_ENV):
+        return os.environ[DSN_ENV], f"${DSN_ENV}"
+    return None, "embedded"
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    try:
+        return make_conninfo(dsn, dbname=dbname)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {scrub(str(exc), dsn)}; use postgresql://user@host:port/db") from None
+
+
+def dbname_of(dsn: str) -> str:
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {scrub(str(exc), dsn)}; use postgresql://user@host:port/db") from None
+    return str(params.get("dbname") or params.get("user") or os.environ.get("PGDATABASE") or "postgres")
+
+
+def connect(dsn: str, *, attempts: int = 3, delay_s: float = 0.5, **kwargs: Any) -> psycopg.Connection[Any]:
+    """Connect with a bounded retry: first contact may race a server that is still starting."""
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+        except psycopg.OperationalError as exc:
+            last = exc
+            if attempt + 1 < attempts:
+                time.sleep(delay_s * (attempt + 1))
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {scrub(str(exc), dsn)}") from None
+    detail = scrub(str(last).strip().splitlines()[0] if last and str(last).strip() else "no answer", dsn)
+    raise DatabaseError(
+        f"cannot connect to {mask_dsn(dsn)}: {detail}; start the server or fix --dsn / ${DSN_ENV}"
+    )
+
+
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL server reached through an admin DSN, used to create and drop throwaway databases."""
+
+    dsn: str
+
+    def dsn_for(self, dbname: str) -> str:
+        return with_dbname(self.dsn, dbname)
+
+    @contextmanager
+    def admin(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = connect(self.dsn, autocommit=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def exists(self, dbname: str) -> bool:
+        with self.admin() as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+
+    def create(self, dbname: str, template: str | None = None) -> None:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+        if template:
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(dbname), sql.Identifier(template)
+            )
+        with self.admin() as conn:
+            try:
+                conn.execute(statement)
+            except psycopg.errors.ObjectInUse:
+                raise DatabaseError(
+                    f"cannot clone database {template!r}: other sessions are connected to it; "
+                    "close them (querywarden measures on a throwaway copy so it never changes your data)"
+                ) from None
+            except psycopg.Error as exc:
+                raise DatabaseError(
+                    f"cannot create database {dbname!r}: {scrub(str(exc).splitlines()[0], self.dsn)}; "
+                    "the DSN's user needs CREATEDB"
+                ) from None
+
+    def drop(self, dbname: str) -> None:
+        with self.admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+    @contextmanager
+    def clone(self, template: str, prefix: str = "qw_run") -> Iterator[str]:
+        """A uniquely named copy of `template` for the duration of the block; yields its DSN."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.create(name, template=template)
+        try:
+            yield self.dsn_for(name)
+        finally:
+            try:
+                self.drop(name)
+            except DatabaseError:
+                pass

@@ -1,0 +1,219 @@
+"""Measuring one statement on a live connection: plan, work, cost and timing.
+
+Each statement is warmed up, explained once with `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)`
+for its plan and blocks touched (deterministic), then timed as the plain statement (EXPLAIN's
+per-node timing inflates and hides real slowdowns). Every execution runs in its own transaction
+that is rolled back, under a statement timeout, with server-side preparation off so plans are
+custom plans for the given parameters every time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from .errors import CatalogError, DatabaseError
+from .fingerprint import identify
+from .observation import Observation, Timing
+from .plan import parse_explain
+from .query import GuardedQuery
+
+# Planner inputs pinned by default so plans do not depend on the machine running the check; each can
+# be overridden (or set to match production) with [tool.querywarden.settings].
+DEFAULT_PINNED_SETTINGS: Mapping[str, str] = {
+    "effective_cache_size": "4GB",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+    "random_page_cost": "4",
+    "seq_page_cost": "1",
+    "work_mem": "4MB",
+}
+# Settings that change plans or block counts; recorded in every baseline as its environment.
+ENVIRONMENT_SETTINGS = (
+    "block_size",
+    "cpu_index_tuple_cost",
+    "cpu_operator_cost",
+    "cpu_tuple_cost",
+    "effective_cache_size",
+    "enable_bitmapscan",
+    "enable_hashagg",
+    "enable_hashjoin",
+    "enable_indexonlyscan",
+    "enable_indexscan",
+    "enable_mergejoin",
+    "enable_nestloop",
+    "enable_seqscan",
+    "enable_sort",
+    "from_collapse_limit",
+    "jit",
+    "join_collapse_limit",
+    "max_parallel_workers_per_gather",
+    "random_page_cost",
+    "seq_page_cost",
+    "work_mem",
+)
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How hard to measure: warm-ups, timing samples, time cap, timeout and pinned settings."""
+
+    statement_timeout_ms: int = 30_000
+    warmup: int = 2
+    min_samples: int = 7
+    max_samples: int = 40
+    time_cap_s: float = 1.5
+    pinned: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PINNED_SETTINGS))
+    search_path: str = '"$user", public'
+
+
+@dataclass(frozen=True)
+class MeasureFailure:
+    """A statement that ran but could not be measured to the end (it exceeded the timeout)."""
+
+    name: str
+    message: str
+    sql: str
+    calls_per_minute: float
+
+
+def prepare_session(conn: psycopg.Connection[Any], settings: MeasureSettings) -> dict[str, str]:
+    """Pin the session's settings and return the environment that baselines record."""
+    conn.autocommit = True
+    conn.prepare_threshold = None
+    with conn.cursor() as cur:
+        cur.execute("SELECT set_config('statement_timeout', %s, false)", (f"{settings.statement_timeout_ms}ms",))
+        cur.execute("SELECT set_config('search_path', %s, false)", (settings.search_path,))
+        for name, value in sorted(settings.pinned.items()):
+            try:
+                cur.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
+            except psycopg.Error as exc:
+                raise DatabaseError(
+                    f"cannot pin setting {name} = {value!r}: {exc.diag.message_primary or exc}; "
+                    "fix [tool.querywarden.settings]"
+                ) from None
+        cur.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+            (list(ENVIRONMENT_SETTINGS),),
+        )
+        environment = {str(name): str(value) for name, value in cur.fetchall()}
+    environment["postgres_major"] = str(conn.info.server_version // 10000)
+    return environment
+
+
+def _where(query: GuardedQuery) -> str:
+    return f"query {query.name!r}" + (f" ({query.source})" if query.source else "")
+
+
+def _execute(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> list[Any]:
+    cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+    try:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
+    finally:
+        if cur.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            cur.execute("ROLLBACK")
+
+
+def _timed(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> float:
+    cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+    try:
+        started = time.perf_counter()
+        cur.execute(sql, params)
+        if cur.description is not None:
+            cur.fetchall()
+        return (time.perf_counter() - started) * 1000.0
+    finally:
+        if cur.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            cur.execute("ROLLBACK")
+
+
+def collect_samples(run_once: Callable[[], float], settings: MeasureSettings) -> list[float]:
+    """Time the statement until the median is steady, the sample cap or the time cap is reached."""
+    samples: list[float] = []
+    started = time.perf_counter()
+    while len(samples) < settings.max_samples:
+        samples.append(run_once())
+        if len(samples) < settings.min_samples:
+            continue
+        if time.perf_counter() - started > settings.time_cap_s:
+            break
+        ordered = sorted(samples)
+        median = ordered[len(ordered) // 2]
+        spread = ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
+        if median > 0 and spread / median / len(samples) ** 0.5 < 0.02:
+            break
+    return samples
+
+
+class ReadOnlyViolation(Exception):
+    """A query classified as a read tried to write (a function with side effects)."""
+
+
+def measure(
+    conn: psycopg.Connection[Any],
+    query: GuardedQuery,
+    settings: MeasureSettings,
+    environment: Mapping[str, str],
+    *,
+    read_only: bool | None = None,
+) -> Observation | MeasureFailure:
+    """Measure one query on a prepared connection.
+
+    Reads run in READ ONLY transactions; a read that turns out to write raises ReadOnlyViolation so the
+    caller can measure it on a throwaway clone instead. SQL errors are CatalogErrors naming the
+    query; a lost connection is a DatabaseError naming it.
+    """
+    identity = identify(query.sql)
+    if identity.kind == "refused":
+        raise CatalogError(f"{_where(query)}: refused: {identity.refusal}; guard a SELECT/INSERT/UPDATE/DELETE/MERGE")
+    if read_only is None:
+        read_only = identity.kind == "read"
+    params = query.params
+    explain_sql = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)\n" + query.sql
+    try:
+        with conn.cursor() as cur:
+            for _ in range(settings.warmup):
+                _execute(cur, query.sql, params, read_only)
+            rows = _execute(cur, explain_sql, params, read_only)
+            plan = parse_explain(rows[0][0])
+            samples = collect_samples(lambda: _timed(cur, query.sql, params, read_only), settings)
+    except pg_errors.QueryCanceled:
+        return MeasureFailure(
+            name=query.name,
+            message=f"exceeded the statement timeout of {settings.statement_timeout_ms / 1000:g} s",
+            sql=query.sql,
+            calls_per_minute=query.calls_per_minute,
+        )
+    except pg_errors.ReadOnlySqlTransaction:
+        raise ReadOnlyViolation(query.name) from None
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseError(
+            f"lost the database connection while measuring {_where(query)}: {_first_line(exc)}; "
+            "check that the server is up and re-run"
+        ) from None
+    except psycopg.ProgrammingError as exc:
+        raise CatalogError(f"{_where(query)}: cannot be run: {_first_line(exc)}; check its SQL and -- params") from None
+    except psycopg.Error as exc:
+        raise CatalogError(f"{_where(query)}: PostgreSQL rejected it: {_first_line(exc)}") from None
+    return Observation(
+        name=query.name,
+        sql=query.sql,
+        normalized_sql=identity.normalized,
+        fingerprint=identity.fingerprint,
+        calls_per_minute=query.calls_per_minute,
+        plan=plan,
+        timing=Timing.from_samples(samples),
+        environment=dict(environment),
+        budget_ms=query.budget_ms,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
