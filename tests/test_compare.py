@@ -1,0 +1,105 @@
+"""Verdicts from hand-built observations: what blocks, what warns, what passes, and the reasons given."""
+
+from __future__ import annotations
+
+from querywarden.compare import Policy, compare
+from querywarden.measure import MeasureFailure
+from querywarden.plan import Buffers, PlanNode
+from querywarden.verdict import RunResult, Verdict
+
+from factories import index_plan, observation, seq_plan
+
+POLICY = Policy()
+
+
+def test_unchanged_passes_without_reasons() -> None:
+    result = compare("q", observation(), observation(), POLICY)
+    assert result.verdict == Verdict.PASS and not result.blocking and result.reasons == ()
+
+
+def test_hot_query_losing_its_index_blocks_with_the_reasons_a_reviewer_needs() -> None:
+    result = compare("running_timer", observation(), observation(plan=seq_plan(), median_ms=48.0), POLICY)
+    assert result.verdict == Verdict.FAIL and result.blocking
+    assert result.reasons[0] == "buffers 4 → 16,396 (×4,099)"
+    assert "Index Scan using time_entries_user_idx on time_entries became Seq Scan" in result.reasons
+    assert "cost 8.44 → 20,834 (×2,468)" in result.reasons
+    assert "hot: 12,000 calls/min (threshold 1,000)" in result.reasons
+    assert result.extra_ms_per_minute is not None and round(result.extra_ms_per_minute) == round((48.0 - 0.05) * 12_000)
+
+
+def test_rare_query_doing_more_work_only_warns() -> None:
+    before = observation(calls=5, plan=index_plan(blocks=1000, cost=400))
+    after = observation(calls=5, plan=index_plan(blocks=2000, cost=400), median_ms=0.06)
+    result = compare("report", before, after, POLICY)
+    assert result.verdict == Verdict.WARN and not result.blocking
+    assert result.reasons[0] == "buffers 1,000 → 2,000 (×2)"
+    assert result.reasons[-1].startswith("rare: 5 calls/min")
+
+
+def test_rare_query_whose_extra_time_exceeds_the_budget_blocks() -> None:
+    result = compare("report", observation(calls=5, median_ms=100), observation(calls=5, median_ms=400, spread=1), POLICY)
+    assert result.verdict == Verdict.FAIL
+    assert any(r.startswith("adds ≈1.5 s of DB time per minute") for r in result.reasons)
+
+
+def test_tiny_buffer_changes_below_the_floor_pass() -> None:
+    result = compare("q", observation(plan=index_plan(blocks=4)), observation(plan=index_plan(blocks=9)), POLICY)
+    assert result.verdict == Verdict.PASS
+
+
+def test_timing_noise_alone_does_not_fail_but_a_clear_slowdown_does() -> None:
+    noisy = compare("q", observation(median_ms=10, spread=4), observation(median_ms=16, spread=4), POLICY)
+    assert noisy.verdict == Verdict.PASS
+    clear = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=20, spread=0.5), POLICY)
+    assert clear.verdict == Verdict.FAIL
+    assert "median 10 → 20 ms (×2)" in clear.reasons
+
+
+def test_less_work_is_improved() -> None:
+    result = compare("q", observation(plan=seq_plan()), observation(plan=index_plan()), POLICY)
+    assert result.verdict == Verdict.IMPROVED and not result.blocking
+
+
+def test_new_query_blocks_and_names_the_update_command() -> None:
+    result = compare("q", None, observation(), POLICY)
+    assert result.verdict == Verdict.NEW and result.blocking
+    assert "querywarden update" in result.reasons[0]
+
+
+def test_missing_query_blocks_only_when_strict() -> None:
+    assert not compare("q", observation(), None, POLICY).blocking
+    assert compare("q", observation(), None, Policy(strict=True)).blocking
+
+
+def test_timeout_and_budget_always_block() -> None:
+    failure = MeasureFailure("q", "exceeded the statement timeout of 30 s", "SELECT 1", calls_per_minute=1)
+    assert compare("q", observation(), failure, POLICY).verdict == Verdict.FAIL
+    over = compare("q", observation(calls=1), observation(calls=1, median_ms=12, budget_ms=10), POLICY)
+    assert over.blocking and over.reasons[0] == "median 12 ms exceeds its budget of 10 ms"
+
+
+def test_another_postgres_major_is_incomparable_and_setting_drift_is_reported() -> None:
+    other = observation(environment={"postgres_major": "16", "block_size": "8192", "work_mem": "4MB"})
+    result = compare("q", observation(), other, POLICY)
+    assert result.verdict == Verdict.INCOMPARABLE and result.blocking
+    drift = compare("q", observation(), observation(environment={"postgres_major": "15", "block_size": "8192", "work_mem": "64MB"}), POLICY)
+    assert drift.verdict == Verdict.PASS
+    assert drift.reasons == ("environment drift: work_mem 4MB → 64MB",)
+
+
+def test_more_statements_is_slower_and_a_new_disk_spill_is_slower() -> None:
+    n_plus_one = compare("path", observation(statements=3), observation(statements=101), POLICY)
+    assert n_plus_one.verdict == Verdict.FAIL
+    assert n_plus_one.reasons[0] == "issues 101 statements instead of 3"
+    sort = lambda spill: PlanNode("Sort", total_cost=10, buffers=Buffers(shared=100), spill=spill, children=(index_plan(blocks=100),))  # noqa: E731
+    spilled = compare("q", observation(plan=sort(None)), observation(plan=sort("sort spilled to disk (external merge, 9000 kB)")), POLICY)
+    assert spilled.verdict == Verdict.FAIL
+    assert spilled.reasons[0] == "now spills to disk: Sort: sort spilled to disk (external merge, 9000 kB)"
+
+
+def test_run_blocks_when_any_query_blocks() -> None:
+    ok = compare("a", observation(), observation(), POLICY)
+    bad = compare("b", observation(), observation(plan=seq_plan()), POLICY)
+    assert not RunResult((ok,)).blocked
+    run = RunResult((ok, bad))
+    assert run.blocked and run.verdict == "fail" and run.counts()["fail"] == 1
