@@ -39,7 +39,10 @@ def test_rare_query_doing_more_work_only_warns() -> None:
 def test_rare_query_whose_extra_time_exceeds_the_budget_blocks() -> None:
     result = compare("report", observation(calls=5, median_ms=100), observation(calls=5, median_ms=400, spread=1), POLICY)
     assert result.verdict == Verdict.FAIL
-    assert any(r.startswith("adds ≈1.5 s of DB time per minute") for r in result.reasons)
+    assert result.reasons == (
+        "median 100 → 400 ms (×4)",
+        "+1.5 s of DB time per minute ≈ 0.03 cores at 5 calls/min (budget 1 s)",
+    )
 
 
 def test_tiny_buffer_changes_below_the_floor_pass() -> None:
@@ -48,11 +51,36 @@ def test_tiny_buffer_changes_below_the_floor_pass() -> None:
 
 
 def test_timing_noise_alone_does_not_fail_but_a_clear_slowdown_does() -> None:
-    noisy = compare("q", observation(median_ms=10, spread=4), observation(median_ms=16, spread=4), POLICY)
-    assert noisy.verdict == Verdict.PASS
+    noisy = compare("q", observation(median_ms=10, spread=4), observation(median_ms=12, spread=4), POLICY)
+    assert noisy.verdict == Verdict.PASS and noisy.reasons == ()
     clear = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=20, spread=0.5), POLICY)
     assert clear.verdict == Verdict.FAIL
     assert "median 10 → 20 ms (×2)" in clear.reasons
+
+
+def test_a_slower_machine_is_divided_out_by_the_calibration_probe() -> None:
+    from dataclasses import replace
+
+    before = observation(median_ms=10, spread=0.5)
+    after = observation(median_ms=20, spread=0.5)
+    before = replace(before, timing=replace(before.timing, probe_ms=5.0))
+    slow_machine = replace(after, timing=replace(after.timing, probe_ms=10.0))
+    assert compare("q", before, slow_machine, POLICY).verdict == Verdict.PASS
+    same_machine = replace(after, timing=replace(after.timing, probe_ms=5.0))
+    result = compare("q", before, same_machine, POLICY)
+    assert result.verdict == Verdict.FAIL and "median 10 → 20 ms (×2)" in result.reasons
+
+
+def test_a_same_run_replay_decides_timing_when_the_sql_changed() -> None:
+    from querywarden.stats import TimingComparison
+
+    slower = TimingComparison(1.42, 1.31, 1.55, 0.001, "slower", 20, 20, 0.98)
+    result = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=10, spread=0.5), POLICY, replay=slower)
+    assert result.verdict == Verdict.FAIL
+    assert result.reasons[0] == "same-run A/B against the baseline SQL: ×1.42 [1.31–1.55], p=0.001"
+    same = TimingComparison(1.0, 0.97, 1.03, 0.5, "same", 20, 20, 0.98)
+    # the stored timing says ×2, but the same-run replay on this machine says no difference: it wins
+    assert compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=20, spread=0.5), POLICY, replay=same).verdict == Verdict.PASS
 
 
 def test_less_work_is_improved() -> None:

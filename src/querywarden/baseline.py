@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,18 @@ def timing_to_dict(timing: Timing) -> dict[str, Any]:
         "median_ms": _round(timing.median_ms),
         "min_ms": _round(timing.min_ms),
         "p90_ms": _round(timing.p90_ms),
+        "probe_ms": None if timing.probe_ms is None else _round(timing.probe_ms),
     }
 
 
 def timing_from_dict(data: Mapping[str, Any]) -> Timing:
+    probe = data.get("probe_ms")
     return Timing(
         median_ms=float(data["median_ms"]),
         min_ms=float(data["min_ms"]),
         p90_ms=float(data["p90_ms"]),
         count=int(data["count"]),
+        probe_ms=None if probe is None else float(probe),
     )
 
 
@@ -74,13 +77,7 @@ def observation_from_dict(data: Mapping[str, Any]) -> Observation:
     timing = timing_from_dict(data["timing"])
     samples = data["timing"].get("samples_ms")
     if samples is not None:
-        timing = Timing(
-            median_ms=timing.median_ms,
-            min_ms=timing.min_ms,
-            p90_ms=timing.p90_ms,
-            count=timing.count,
-            samples_ms=tuple(float(s) for s in samples),
-        )
+        timing = replace(timing, samples_ms=tuple(float(s) for s in samples))
     environment = data["environment"]
     if not isinstance(environment, dict):
         raise TypeError("environment must be an object")

@@ -19,7 +19,7 @@ from .config import Config, load_config
 from .database import mask_dsn, resolve_dsn
 from .errors import ConfigError, QuerywardenError
 from .report import terminal
-from .runner import measure_queries, open_target, update
+from .runner import load_baselines, measure_queries, open_target, update
 from .runner import check as check_run
 from .seed import Seed
 
@@ -126,10 +126,10 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
         load_config(), catalogs, baselines, seeds, scale, statement_timeout_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
-    store.names()  # read every baseline now: a corrupt file stops the run before minutes of measuring
+    known = load_baselines(queries, store)
     with database(dsn) as resolved, open_target(resolved, seed, _progress) as target:
-        outcomes = measure_queries(target, queries, config.measure, _progress)
-    run = check_run(queries, outcomes, store, replace(config.policy, strict=strict or config.policy.strict))
+        measured = measure_queries(target, queries, config.measure, _progress, known)
+    run = check_run(queries, measured, store, replace(config.policy, strict=strict or config.policy.strict))
     click.echo(terminal(run))
     if json_path is not None:
         from .results import write_results
@@ -149,10 +149,10 @@ def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str 
         load_config(), catalogs, baselines, seeds, scale, statement_timeout_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
-    store.names()
+    load_baselines(queries, store)
     with database(dsn) as resolved, open_target(resolved, seed, _progress) as target:
-        outcomes = measure_queries(target, queries, config.measure, _progress)
-    results = update(queries, outcomes, store, config.policy, prune=prune)
+        measured = measure_queries(target, queries, config.measure, _progress)
+    results = update(queries, measured, store, config.policy, prune=prune)
     for item in results:
         click.echo(f"{item.status:<10} {item.name}" + (f"  ({item.detail})" if item.detail else ""))
     if any(item.status == "failed" for item in results):

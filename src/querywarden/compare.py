@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .observation import Observation
 from .measure import MeasureFailure
+from .observation import Observation
 from .query import SourceLocation
+from .stats import TimingComparison, calibrated_ratio, extra_db_time, noise_threshold
 from .verdict import QueryResult, Verdict
 
 _INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan")
@@ -29,7 +30,7 @@ class Policy:
     buffers_tolerance: float = 0.20
     buffers_floor: int = 8
     cost_tolerance: float = 0.25
-    time_tolerance: float = 0.50
+    time_tolerance: float = 0.30
     time_floor_ms: float = 0.5
     large_relation_blocks: int = 1000
     strict: bool = False
@@ -85,6 +86,38 @@ def _environment_drift(before: Observation, after: Observation) -> tuple[list[st
     return drift, incomparable
 
 
+def _speed(before: Observation, after: Observation) -> float:
+    """How much slower this run's machine was than the baseline's, from their calibration probes."""
+    if before.timing.probe_ms and after.timing.probe_ms:
+        return after.timing.probe_ms / before.timing.probe_ms
+    return 1.0
+
+
+def _timing_evidence(
+    before: Observation, after: Observation, replay: TimingComparison | None, policy: Policy, corroborated: bool
+) -> tuple[str | None, str | None]:
+    """(slower reason, faster reason) from timing: a same-run A/B decides when there is one."""
+    old_ms, new_ms = before.timing.median_ms, after.timing.median_ms
+    if replay is not None:
+        text = (
+            f"same-run A/B against the baseline SQL: ×{replay.ratio:.2f} "
+            f"[{replay.ci_low:.2f}–{replay.ci_high:.2f}], p={replay.p_value:.2g}"
+        )
+        return (text, None) if replay.decision == "slower" else (None, text) if replay.decision == "faster" else (None, None)
+    speed = _speed(before, after)
+    ratio = calibrated_ratio(new_ms / old_ms, before.timing.probe_ms or 1.0, after.timing.probe_ms or 1.0) if old_ms > 0 else 1.0
+    floor = 1 + policy.time_tolerance
+    threshold = noise_threshold(after.timing.samples_ms, floor=floor) if len(after.timing.samples_ms) >= 2 else floor
+    calibration = f", machine ×{speed:.2f} by probe" if speed != 1.0 else ""
+    text = f"median {_n(old_ms)} → {_n(new_ms)} ms (×{ratio:.3g}{calibration})"
+    if new_ms / speed - old_ms > policy.time_floor_ms and ratio > threshold:
+        if corroborated or after.timing.min_ms / speed > before.timing.median_ms:
+            return text, None
+    elif old_ms - new_ms / speed > policy.time_floor_ms and ratio * threshold < 1:
+        return None, text
+    return None, None
+
+
 def _weigh(
     name: str,
     before: Observation,
@@ -95,19 +128,16 @@ def _weigh(
 ) -> QueryResult:
     """A slower query: block when hot or when its extra DB time per minute exceeds the budget."""
     calls = after.calls_per_minute
-    extra_per_call = max(after.timing.median_ms - before.timing.median_ms, 0.0)
-    extra_per_minute = extra_per_call * calls
+    extra = extra_db_time(max(after.timing.median_ms / _speed(before, after) - before.timing.median_ms, 0.0), calls)
+    extra_per_minute = extra.ms_per_minute
     hot = calls >= policy.hot_calls_per_minute
     over_budget = extra_per_minute > policy.extra_ms_per_minute_budget
     if hot:
         reasons.append(f"hot: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
-    if over_budget:
-        reasons.append(
-            f"adds ≈{extra_per_minute / 1000:,.1f} s of DB time per minute "
-            f"(budget {policy.extra_ms_per_minute_budget / 1000:g} s)"
-        )
+    if extra_per_minute > 0:
+        reasons.append(extra.describe() + (f" (budget {policy.extra_ms_per_minute_budget / 1000:g} s)" if over_budget else ""))
     if not hot and not over_budget:
-        reasons.append(f"rare: {_n(calls)} calls/min, ≈{extra_per_minute / 1000:,.2f} s of DB time per minute")
+        reasons.append(f"rare: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
     blocking = hot or over_budget
     return QueryResult(
         name=name,
@@ -128,8 +158,12 @@ def compare(
     after: Observation | MeasureFailure | None,
     policy: Policy,
     source: SourceLocation | None = None,
+    replay: TimingComparison | None = None,
 ) -> QueryResult:
-    """The verdict on one query, with the reasons a reviewer needs."""
+    """The verdict on one query, with the reasons a reviewer needs.
+
+    `replay` is a same-run A/B of the baseline's SQL against the new SQL, when the SQL changed.
+    """
     if after is None:
         assert before is not None
         return QueryResult(
@@ -220,16 +254,17 @@ def compare(
     elif old_cost > new_cost * (1 + policy.cost_tolerance):
         faster.append(cost_text)
 
-    old_ms, new_ms = before.timing.median_ms, after.timing.median_ms
-    time_text = f"median {_n(old_ms)} → {_n(new_ms)} ms ({_ratio(old_ms, new_ms)})"
-    if new_ms - old_ms > policy.time_floor_ms and new_ms > old_ms * (1 + policy.time_tolerance):
-        if slower or after.timing.min_ms > before.timing.p90_ms:
-            slower.append(time_text)
-    elif old_ms - new_ms > policy.time_floor_ms and old_ms > new_ms * (1 + policy.time_tolerance):
-        faster.append(time_text)
+    slower_time, faster_time = _timing_evidence(before, after, replay, policy, corroborated=bool(slower))
+    if slower_time:
+        slower.append(slower_time)
+    elif faster_time:
+        faster.append(faster_time)
 
     if before.signature != after.signature and not scan_reasons:
-        notes.append("plan shape changed")
+        if abs(new_cost - old_cost) <= 0.01 * max(old_cost, 1e-9):
+            notes.append("plan flipped between equal-cost alternatives: the planner's choice is unstable here")
+        else:
+            notes.append("plan shape changed")
     if after.fingerprint != before.fingerprint:
         notes.append("SQL changed")
 

@@ -22,6 +22,7 @@ from .fingerprint import identify
 from .observation import Observation, Timing
 from .plan import parse_explain
 from .query import GuardedQuery
+from .stats import TimingComparison, sample_adaptively
 
 # Planner inputs pinned by default so plans do not depend on the machine running the check; each can
 # be overridden (or set to match production) with [tool.querywarden.settings].
@@ -133,22 +134,64 @@ def _timed(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> 
             cur.execute("ROLLBACK")
 
 
+PROBE_SQL = "SELECT count(*) FROM generate_series(1, 200000) AS g WHERE g % 7 = 3"
+
+
+def calibration_probe(conn: psycopg.Connection[Any], rounds: int = 7) -> float:
+    """Median time of a fixed CPU-bound query on this connection: the machine's speed right now.
+
+    Comparing a stored timing with a new one divides out the ratio of the two runs' probes, so a
+    slower CI machine does not read as a slower query.
+    """
+    with conn.cursor() as cur:
+        _timed(cur, PROBE_SQL, None, True)
+        samples = sorted(_timed(cur, PROBE_SQL, None, True) for _ in range(rounds))
+    return samples[len(samples) // 2]
+
+
 def collect_samples(run_once: Callable[[], float], settings: MeasureSettings) -> list[float]:
-    """Time the statement until the median is steady, the sample cap or the time cap is reached."""
-    samples: list[float] = []
-    started = time.perf_counter()
-    while len(samples) < settings.max_samples:
-        samples.append(run_once())
-        if len(samples) < settings.min_samples:
-            continue
-        if time.perf_counter() - started > settings.time_cap_s:
-            break
-        ordered = sorted(samples)
-        median = ordered[len(ordered) // 2]
-        spread = ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
-        if median > 0 and spread / median / len(samples) ** 0.5 < 0.02:
-            break
-    return samples
+    """Time the statement until its median is precise (2% standard error) or a cap is reached."""
+    result = sample_adaptively(
+        run_once,
+        min_samples=settings.min_samples,
+        max_samples=settings.max_samples,
+        time_cap_s=settings.time_cap_s,
+    )
+    return list(result.samples_a)
+
+
+def replay_against(
+    conn: psycopg.Connection[Any],
+    baseline_sql: str,
+    query: GuardedQuery,
+    settings: MeasureSettings,
+    read_only: bool = True,
+) -> TimingComparison | None:
+    """Same-run A/B: time the baseline's SQL and the new SQL interleaved on one connection.
+
+    Machine speed then cancels out of the comparison. Returns None when the baseline SQL cannot run
+    with today's parameters (a renamed placeholder, a dropped column): the stored timing is used then.
+    """
+    try:
+        with conn.cursor() as cur:
+            for _ in range(settings.warmup):
+                _timed(cur, baseline_sql, query.params, read_only)
+            result = sample_adaptively(
+                lambda: _timed(cur, baseline_sql, query.params, read_only),
+                lambda: _timed(cur, query.sql, query.params, read_only),
+                min_samples=settings.min_samples,
+                max_samples=settings.max_samples,
+                time_cap_s=2 * settings.time_cap_s,
+            )
+    except pg_errors.QueryCanceled:
+        return None
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseError(
+            f"lost the database connection while replaying the baseline of {_where(query)}: {_first_line(exc)}"
+        ) from None
+    except psycopg.Error:
+        return None
+    return result.comparison
 
 
 class ReadOnlyViolation(Exception):
@@ -162,6 +205,7 @@ def measure(
     environment: Mapping[str, str],
     *,
     read_only: bool | None = None,
+    probe_ms: float | None = None,
 ) -> Observation | MeasureFailure:
     """Measure one query on a prepared connection.
 
@@ -208,7 +252,7 @@ def measure(
         fingerprint=identity.fingerprint,
         calls_per_minute=query.calls_per_minute,
         plan=plan,
-        timing=Timing.from_samples(samples),
+        timing=Timing.from_samples(samples, probe_ms),
         environment=dict(environment),
         budget_ms=query.budget_ms,
     )

@@ -15,16 +15,21 @@ from .plan import Buffers, PlanNode
 
 @dataclass(frozen=True)
 class Timing:
-    """Wall-clock times of the plain statement (not EXPLAIN), in milliseconds."""
+    """Wall-clock times of the plain statement (not EXPLAIN), in milliseconds.
+
+    `probe_ms` is the median time of a fixed CPU-bound calibration query on the same connection: the
+    ratio of two runs' probes says how much faster or slower the machine itself was.
+    """
 
     median_ms: float
     min_ms: float
     p90_ms: float
     count: int
     samples_ms: tuple[float, ...] = ()
+    probe_ms: float | None = None
 
     @classmethod
-    def from_samples(cls, samples_ms: Sequence[float]) -> Timing:
+    def from_samples(cls, samples_ms: Sequence[float], probe_ms: float | None = None) -> Timing:
         if not samples_ms:
             raise ValueError("no timing samples")
         ordered = sorted(samples_ms)
@@ -35,6 +40,7 @@ class Timing:
             p90_ms=ordered[p90_index],
             count=len(ordered),
             samples_ms=tuple(samples_ms),
+            probe_ms=probe_ms,
         )
 
 

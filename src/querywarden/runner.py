@@ -7,19 +7,28 @@ sequence advance, heap growth or index split behind that would skew a later meas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .baseline import BaselineStore, observation_to_dict
 from .compare import Policy, compare
 from .database import Server, connect, dbname_of, with_dbname
 from .fingerprint import identify
-from .measure import MeasureFailure, MeasureSettings, ReadOnlyViolation, measure, prepare_session
+from .measure import (
+    MeasureFailure,
+    MeasureSettings,
+    ReadOnlyViolation,
+    calibration_probe,
+    measure,
+    prepare_session,
+    replay_against,
+)
 from .observation import Observation
 from .query import GuardedQuery
 from .seed import Seed, ensure_template
+from .stats import TimingComparison
 from .verdict import QueryResult, RunResult, Verdict
 
 Progress = Callable[[str], None]
@@ -50,19 +59,37 @@ def open_target(dsn: str, seed: Seed | None, progress: Progress = _quiet) -> Ite
     yield Target(server, template, is_template=True)
 
 
+@dataclass
+class Measurements:
+    """What a run measured: an outcome per query, and same-run replays of changed SQL."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    replays: dict[str, TimingComparison] = field(default_factory=dict)
+
+
 def _measure_on_clone(
     target: Target, query: GuardedQuery, settings: MeasureSettings, read_only: bool | None
 ) -> Outcome:
     with target.server.clone(target.dbname, prefix="qw_write") as dsn, connect(dsn) as conn:
         environment = prepare_session(conn, settings)
-        return measure(conn, query, settings, environment, read_only=read_only)
+        probe = calibration_probe(conn)
+        return measure(conn, query, settings, environment, read_only=read_only, probe_ms=probe)
 
 
 def measure_queries(
-    target: Target, queries: Sequence[GuardedQuery], settings: MeasureSettings, progress: Progress = _quiet
-) -> dict[str, Outcome]:
-    """Measure every query; reads share one connection, each write gets its own clone."""
-    outcomes: dict[str, Outcome] = {}
+    target: Target,
+    queries: Sequence[GuardedQuery],
+    settings: MeasureSettings,
+    progress: Progress = _quiet,
+    baselines: Mapping[str, Observation] | None = None,
+) -> Measurements:
+    """Measure every query; reads share one connection, each write gets its own clone.
+
+    A read whose SQL differs from its baseline's is also replayed against the baseline's SQL on the
+    same connection (interleaved), so its timing verdict does not depend on the machine's speed.
+    """
+    baselines = baselines or {}
+    result = Measurements()
     reads = [q for q in queries if identify(q.sql).kind == "read"]
     others = [q for q in queries if q not in reads]
     on_clone: list[tuple[GuardedQuery, bool | None]] = [(q, None) for q in others]
@@ -70,16 +97,26 @@ def measure_queries(
         # Reads of a seeded template are measured on a clone too: a template must stay connection-free.
         with _read_database(target) as dsn, connect(dsn) as conn:
             environment = prepare_session(conn, settings)
+            probe = calibration_probe(conn)
             for query in reads:
                 progress(f"measuring {query.name}")
                 try:
-                    outcomes[query.name] = measure(conn, query, settings, environment)
+                    outcome = measure(conn, query, settings, environment, probe_ms=probe)
                 except ReadOnlyViolation:
                     on_clone.append((query, False))
+                    continue
+                result.outcomes[query.name] = outcome
+                before = baselines.get(query.name)
+                if isinstance(outcome, Observation) and before is not None and before.fingerprint != outcome.fingerprint:
+                    progress(f"replaying the baseline SQL of {query.name} against the new SQL")
+                    replay = replay_against(conn, before.sql, query, settings)
+                    if replay is not None:
+                        result.replays[query.name] = replay
     for query, read_only in on_clone:
         progress(f"measuring {query.name} (on a throwaway clone)")
-        outcomes[query.name] = _measure_on_clone(target, query, settings, read_only)
-    return {q.name: outcomes[q.name] for q in queries}
+        result.outcomes[query.name] = _measure_on_clone(target, query, settings, read_only)
+    result.outcomes = {q.name: result.outcomes[q.name] for q in queries}
+    return result
 
 
 @contextmanager
@@ -91,16 +128,32 @@ def _read_database(target: Target) -> Iterator[str]:
         yield with_dbname(target.server.dsn, target.dbname)
 
 
+def load_baselines(queries: Sequence[GuardedQuery], store: BaselineStore) -> dict[str, Observation]:
+    """Every baseline the queries have, read before measuring so a corrupt file stops the run early."""
+    store.names()
+    found = {q.name: store.load(q.name) for q in queries}
+    return {name: baseline for name, baseline in found.items() if baseline is not None}
+
+
 def check(
     queries: Sequence[GuardedQuery],
-    outcomes: dict[str, Outcome],
+    measured: Measurements,
     store: BaselineStore,
     policy: Policy,
 ) -> RunResult:
     """Compare each outcome with its baseline; baselines with no query are reported as missing."""
     results: list[QueryResult] = []
     for query in queries:
-        results.append(compare(query.name, store.load(query.name), outcomes[query.name], policy, query.source))
+        results.append(
+            compare(
+                query.name,
+                store.load(query.name),
+                measured.outcomes[query.name],
+                policy,
+                query.source,
+                measured.replays.get(query.name),
+            )
+        )
     names = {q.name for q in queries}
     for name in store.names():
         if name not in names:
@@ -124,7 +177,7 @@ class UpdateOutcome:
 
 def update(
     queries: Sequence[GuardedQuery],
-    outcomes: dict[str, Outcome],
+    measured: Measurements,
     store: BaselineStore,
     policy: Policy,
     *,
@@ -133,7 +186,7 @@ def update(
     """Record baselines. A file whose verdict would be `pass` and whose plan is unchanged is left alone."""
     report: list[UpdateOutcome] = []
     for query in queries:
-        outcome = outcomes[query.name]
+        outcome = measured.outcomes[query.name]
         if isinstance(outcome, MeasureFailure):
             report.append(UpdateOutcome(query.name, "failed", outcome.message))
             continue
