@@ -55,7 +55,7 @@ def scratch_db(server: Server) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def example_seed() -> Seed:
     """The time-tracker example at a tenth of its size: same plan shapes, seeded in a few seconds."""
-    return Seed(("schema.sql", "seed.sql"), 0.1, EXAMPLE)
+    return Seed(("seed.sql",), 0.1, EXAMPLE, schema=("schema.sql",))
 
 
 @pytest.fixture(scope="session")

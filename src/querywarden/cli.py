@@ -53,8 +53,10 @@ def common_options(command: F) -> F:
         click.option("--baselines", type=click.Path(path_type=Path),
                      help="Directory of baseline files. Default: `baselines` in [tool.querywarden]."),
         click.option("--dsn", help="PostgreSQL DSN. Default: $QUERYWARDEN_DSN, else an embedded throwaway cluster."),
+        click.option("--schema", "schemas", multiple=True,
+                     help="Schema item loaded before the seed (DDL/migrations; repeatable)."),
         click.option("--seed", "seeds", multiple=True,
-                     help="Seed item: file.sql, module:function or file.py:function (repeatable). "
+                     help="Seed data item: file.sql, module:function or file.py:function (repeatable). "
                           "Measures on a clone of the seeded database instead of the DSN's database."),
         click.option("--scale", type=float, help="Seed scale factor (default 1)."),
         click.option("--statement-timeout", "statement_timeout_s", type=float,
@@ -65,17 +67,19 @@ def common_options(command: F) -> F:
     return command
 
 
-def _resolve(config: Config, catalogs: tuple[Path, ...], baselines: Path | None, seeds: tuple[str, ...],
-             scale: float | None, statement_timeout_s: float | None) -> tuple[Config, list[Path], Path, Seed | None]:
+def _resolve(config: Config, catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...],
+             seeds: tuple[str, ...], scale: float | None,
+             statement_timeout_s: float | None) -> tuple[Config, list[Path], Path, Seed | None]:
     catalog_paths = list(catalogs) or [config.path(c) for c in config.catalog]
     if not catalog_paths:
         raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
     baselines_dir = baselines or config.path(config.baselines)
-    seed_items = seeds or config.seed
+    from_flags = bool(seeds or schemas)
+    seed_items, schema_items = (seeds, schemas) if from_flags else (config.seed, config.schema)
     seed = None
-    if seed_items:
-        base = Path.cwd() if seeds else config.root
-        seed = Seed(tuple(seed_items), scale if scale is not None else config.scale, base)
+    if seed_items or schema_items:
+        base = Path.cwd() if from_flags else config.root
+        seed = Seed(tuple(seed_items), scale if scale is not None else config.scale, base, tuple(schema_items))
     if statement_timeout_s is not None:
         if statement_timeout_s <= 0:
             raise ConfigError("--statement-timeout must be a positive number of seconds")
@@ -118,12 +122,12 @@ def main() -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results as JSON to this file.")
 @click.option("--strict", is_flag=True, help="Baselines with no query (missing) block too.")
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
-def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, seeds: tuple[str, ...],
-          scale: float | None, statement_timeout_s: float | None, json_path: Path | None, strict: bool,
+def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
+          seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, json_path: Path | None, strict: bool,
           no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
     config, catalog_paths, baselines_dir, seed = _resolve(
-        load_config(), catalogs, baselines, seeds, scale, statement_timeout_s)
+        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
     known = load_baselines(queries, store)
@@ -142,11 +146,11 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
 @main.command(name="update")
 @common_options
 @click.option("--prune", is_flag=True, help="Delete baselines whose query is no longer in the catalog.")
-def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, seeds: tuple[str, ...],
-                   scale: float | None, statement_timeout_s: float | None, prune: bool) -> None:
+def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
+                   seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, prune: bool) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched."""
     config, catalog_paths, baselines_dir, seed = _resolve(
-        load_config(), catalogs, baselines, seeds, scale, statement_timeout_s)
+        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
     load_baselines(queries, store)

@@ -18,7 +18,7 @@ from .verdict import QueryResult, Verdict
 
 _INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan")
 # Differences in these mean costs and block counts are not comparable at all.
-_INCOMPARABLE_ENVIRONMENT = ("postgres_major", "block_size")
+_INCOMPARABLE_ENVIRONMENT = ("postgres_major", "block_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,10 @@ def compare(
         return result(
             Verdict.INCOMPARABLE,
             True,
-            [f"baseline was measured in another environment ({'; '.join(drift)}); refresh it with `querywarden update`"],
+            [
+                f"baseline was measured in another environment or on another seed ({'; '.join(drift)}); "
+                "refresh it with `querywarden update`"
+            ],
         )
 
     slower: list[str] = []

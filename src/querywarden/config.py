@@ -22,7 +22,7 @@ _MEASURE_KEYS = {
     "time-cap-s": "time_cap_s",
     "search-path": "search_path",
 }
-_PLAIN_KEYS = ("catalog", "baselines", "seed", "scale", "default-calls-per-minute", "settings")
+_PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Config:
     root: Path
     catalog: tuple[str, ...] = ()
     baselines: str = "baselines"
+    schema: tuple[str, ...] = ()
     seed: tuple[str, ...] = ()
     scale: float = 1.0
     default_calls_per_minute: float = 60.0
@@ -105,6 +106,8 @@ def config_from_table(table: Mapping[str, Any], root: Path, origin: str) -> Conf
         config = replace(config, catalog=_strings(table["catalog"], "catalog", origin))
     if "seed" in table:
         config = replace(config, seed=_strings(table["seed"], "seed", origin))
+    if "schema" in table:
+        config = replace(config, schema=_strings(table["schema"], "schema", origin))
     if "baselines" in table:
         config = replace(config, baselines=_coerce(table["baselines"], "", "baselines", origin))
     if "scale" in table:

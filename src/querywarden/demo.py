@@ -41,7 +41,7 @@ def run_demo(dsn: str, example_dir: Path | None, echo: Echo, progress: Echo) -> 
     baselines = BaselineStore(example.parents[1] / "baselines" / "timetracker")
     settings = load_config(example).measure
     policy = Policy()
-    seed = Seed(("schema.sql", "seed.sql"), 1.0, example)
+    seed = Seed(("seed.sql",), 1.0, example, schema=("schema.sql",))
     queries = load_catalogs([example / "queries.sql"])
     bad = load_catalogs([example / "changes" / "bad_change.sql"])
     bad_names = {q.name for q in bad}

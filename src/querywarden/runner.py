@@ -46,6 +46,14 @@ class Target:
     server: Server
     dbname: str
     is_template: bool = False
+    seed_fingerprint: str | None = None
+
+    def environment(self, session: Mapping[str, str]) -> dict[str, str]:
+        """The session's environment plus the seed's data fingerprint, which baselines must match."""
+        found = dict(session)
+        if self.seed_fingerprint:
+            found["seed"] = self.seed_fingerprint
+        return found
 
 
 @contextmanager
@@ -56,7 +64,7 @@ def open_target(dsn: str, seed: Seed | None, progress: Progress = _quiet) -> Ite
         yield Target(server, dbname_of(dsn))
         return
     template = ensure_template(server, seed, progress)
-    yield Target(server, template, is_template=True)
+    yield Target(server, template, is_template=True, seed_fingerprint=seed.data_fingerprint())
 
 
 @dataclass
@@ -71,7 +79,7 @@ def _measure_on_clone(
     target: Target, query: GuardedQuery, settings: MeasureSettings, read_only: bool | None
 ) -> Outcome:
     with target.server.clone(target.dbname, prefix="qw_write") as dsn, connect(dsn) as conn:
-        environment = prepare_session(conn, settings)
+        environment = target.environment(prepare_session(conn, settings))
         probe = calibration_probe(conn)
         return measure(conn, query, settings, environment, read_only=read_only, probe_ms=probe)
 
@@ -96,7 +104,7 @@ def measure_queries(
     if reads:
         # Reads of a seeded template are measured on a clone too: a template must stay connection-free.
         with _read_database(target) as dsn, connect(dsn) as conn:
-            environment = prepare_session(conn, settings)
+            environment = target.environment(prepare_session(conn, settings))
             probe = calibration_probe(conn)
             for query in reads:
                 progress(f"measuring {query.name}")

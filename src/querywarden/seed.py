@@ -1,6 +1,7 @@
 """Seeding: build a production-sized database once into a template, then clone it per run or test.
 
-A seed is SQL files and/or Python callables (`module:function` or `path/to/file.py:function`,
+A seed is a schema (the application's DDL or migrations: changing it is what the guard reviews)
+and data items; each is SQL files and/or Python callables (`module:function` or `path/to/file.py:function`,
 called with a psycopg connection). After loading, tables are VACUUM ANALYZEd with a statistics target
 high enough to sample whole tables, so planner costs are the same on every re-seed. The template's
 name carries a fingerprint of the seed's contents and scale, so a changed seed builds a new one.
@@ -41,6 +42,7 @@ class Seed:
     items: tuple[str, ...]
     scale: float = 1.0
     base_dir: Path = Path(".")
+    schema: tuple[str, ...] = ()
 
     def _resolve(self, item: str) -> Path:
         path = Path(item)
@@ -66,9 +68,18 @@ class Seed:
         return found  # type: ignore[no-any-return]
 
     def fingerprint(self) -> str:
-        """Hash of every seed file's bytes (a callable's whole source file) and the scale."""
+        """Identity of the whole build (schema and data): names the template database."""
+        return self._digest(self.schema + self.items)
+
+    def data_fingerprint(self) -> str:
+        """Identity of the data alone, recorded in baselines: another data set makes them incomparable,
+        while a schema change (a dropped index) is exactly what gets compared."""
+        return self._digest(self.items)
+
+    def _digest(self, items: tuple[str, ...]) -> str:
+        """Hash of every item's bytes (a callable's whole source file) and the scale."""
         digest = hashlib.sha256(f"scale={self.scale!r}".encode())
-        for item in self.items:
+        for item in items:
             if item.endswith(".sql"):
                 path = self._resolve(item)
             else:
@@ -87,7 +98,7 @@ class Seed:
         conn.autocommit = True
         conn.execute("SELECT set_config('querywarden.scale', %s, false)", (repr(self.scale),))
         total_rows = 0
-        for item in self.items:
+        for item in self.schema + self.items:
             if item.endswith(".sql"):
                 path = self._resolve(item)
                 try:
