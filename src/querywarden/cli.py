@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .baseline import BaselineStore
 from .catalog import load_catalogs
+from .cli_report import report
 from .config import Config, load_config
 from .database import mask_dsn, resolve_dsn
 from .errors import ConfigError, QuerywardenError
@@ -173,3 +174,6 @@ def demo(dsn: str | None, example_dir: Path | None) -> None:
 
     with database(dsn) as resolved:
         sys.exit(run_demo(resolved, example_dir, click.echo, _progress))
+
+
+main.add_command(report)
