@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from .report import terminal
 from .runner import load_baselines, measure_queries, open_target, update
 from .runner import check as check_run
 from .seed import Seed
+from .verdict import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,11 +123,14 @@ def main() -> None:
 @main.command()
 @common_options
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results as JSON to this file.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Also write a self-contained HTML report.")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
+              help="Also write a Markdown report (appended to $GITHUB_STEP_SUMMARY too when that is set).")
 @click.option("--strict", is_flag=True, help="Baselines with no query (missing) block too.")
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
 def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
-          seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, json_path: Path | None, strict: bool,
-          no_fail: bool) -> None:
+          seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, json_path: Path | None,
+          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
     config, catalog_paths, baselines_dir, seed = _resolve(
         load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s)
@@ -136,12 +141,28 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
         measured = measure_queries(target, queries, config.measure, _progress, known)
     run = check_run(queries, measured, store, replace(config.policy, strict=strict or config.policy.strict))
     click.echo(terminal(run))
-    if json_path is not None:
-        from .results import write_results
-
-        write_results(run, json_path)
+    _write_reports(run, json_path, html_path, markdown_path)
     if run.blocked and not no_fail:
         sys.exit(1)
+
+
+def _write_reports(run: RunResult, json_path: Path | None, html_path: Path | None, markdown_path: Path | None) -> None:
+    from .render import Format, render
+    from .results import write_results
+
+    if json_path is not None:
+        write_results(run, json_path)
+    wanted: tuple[tuple[Path | None, Format], ...] = ((html_path, "html"), (markdown_path, "md"))
+    for path, fmt in wanted:
+        if path is not None:
+            try:
+                path.write_text(render(run, fmt), encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot write the report ({exc}); choose a writable path") from None
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(render(run, "md") + "\n")
 
 
 @main.command(name="update")
