@@ -105,15 +105,18 @@ def _timing_evidence(
         )
         return (text, None) if replay.decision == "slower" else (None, text) if replay.decision == "faster" else (None, None)
     speed = _speed(before, after)
-    ratio = calibrated_ratio(new_ms / old_ms, before.timing.probe_ms or 1.0, after.timing.probe_ms or 1.0) if old_ms > 0 else 1.0
+    raw = new_ms / old_ms if old_ms > 0 else 1.0
+    calibrated = calibrated_ratio(raw, before.timing.probe_ms or 1.0, after.timing.probe_ms or 1.0)
     floor = 1 + policy.time_tolerance
     threshold = noise_threshold(after.timing.samples_ms, floor=floor) if len(after.timing.samples_ms) >= 2 else floor
-    calibration = f", machine ×{speed:.2f} by probe" if speed != 1.0 else ""
-    text = f"median {_n(old_ms)} → {_n(new_ms)} ms (×{ratio:.3g}{calibration})"
-    if new_ms / speed - old_ms > policy.time_floor_ms and ratio > threshold:
-        if corroborated or after.timing.min_ms / speed > before.timing.median_ms:
+    calibration = f", ×{calibrated:.3g} after dividing out the machine's speed (×{speed:.2f} by probe)" if speed != 1.0 else ""
+    text = f"median {_n(old_ms)} → {_n(new_ms)} ms (×{raw:.3g}{calibration})"
+    # The probe is itself a measurement: a verdict needs the raw and the calibrated ratio to agree,
+    # so a noisy probe can excuse a slowdown but never invent one (or an improvement).
+    if min(raw, calibrated) > threshold and new_ms - old_ms > policy.time_floor_ms:
+        if corroborated or after.timing.min_ms > before.timing.median_ms:
             return text, None
-    elif old_ms - new_ms / speed > policy.time_floor_ms and ratio * threshold < 1:
+    elif max(raw, calibrated) * threshold < 1 and old_ms - new_ms > policy.time_floor_ms:
         return None, text
     return None, None
 
@@ -128,7 +131,7 @@ def _weigh(
 ) -> QueryResult:
     """A slower query: block when hot or when its extra DB time per minute exceeds the budget."""
     calls = after.calls_per_minute
-    extra = extra_db_time(max(after.timing.median_ms / _speed(before, after) - before.timing.median_ms, 0.0), calls)
+    extra = extra_db_time(max(after.timing.median_ms / max(_speed(before, after), 1.0) - before.timing.median_ms, 0.0), calls)
     extra_per_minute = extra.ms_per_minute
     hot = calls >= policy.hot_calls_per_minute
     over_budget = extra_per_minute > policy.extra_ms_per_minute_budget

@@ -9,18 +9,19 @@ custom plans for the given parameters every time.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from .errors import CatalogError, DatabaseError
-from .fingerprint import identify
+from .fingerprint import SqlIdentity, identify
 from .observation import Observation, Timing
-from .plan import parse_explain
+from .plan import PlanNode, parse_explain
 from .query import GuardedQuery
 from .stats import TimingComparison, sample_adaptively
 
@@ -71,6 +72,10 @@ class MeasureSettings:
     time_cap_s: float = 1.5
     pinned: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PINNED_SETTINGS))
     search_path: str = '"$user", public'
+    # Whole-run cap in seconds (0: none). Queries left when it is reached are not measured: the run fails.
+    max_run_s: float = 0.0
+    # Keep literal values (bound parameters included) in plan details; off by default, as they can be personal data.
+    store_params: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,41 @@ def prepare_session(conn: psycopg.Connection[Any], settings: MeasureSettings) ->
 
 def _where(query: GuardedQuery) -> str:
     return f"query {query.name!r}" + (f" ({query.source})" if query.source else "")
+
+
+def check_measurable(query: GuardedQuery) -> SqlIdentity:
+    """The query's identity, or a CatalogError when it cannot be measured and rolled back safely."""
+    identity = identify(query.sql)
+    if identity.kind == "refused":
+        raise CatalogError(f"{_where(query)}: refused: {identity.refusal}; guard a SELECT/INSERT/UPDATE/DELETE/MERGE")
+    return identity
+
+
+# In a plan's detail text: quoted identifiers (kept), string literals and numbers (masked).
+_DETAIL_TOKEN = re.compile(r"""(?P<ident>"(?:[^"]|"")*")|(?P<string>'(?:[^']|'')*'?)|(?<![\w$.])(?<!Plan )(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])""")
+
+
+def redact_literals(text: str) -> str:
+    """Mask the values in a plan condition, keeping its shape and types: `(email = '?'::text) AND (n > ?)`.
+
+    Bound parameters reach plans as literals, and parameter values can be personal data.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        if match.group("ident") is not None:
+            return match.group(0)
+        return "'?'" if match.group("string") is not None else "?"
+
+    return _DETAIL_TOKEN.sub(mask, text)
+
+
+def redact_plan(plan: PlanNode) -> PlanNode:
+    """The plan with every literal in its node details masked (see `redact_literals`)."""
+    return replace(
+        plan,
+        detail=tuple((key, redact_literals(value)) for key, value in plan.detail),
+        children=tuple(redact_plan(child) for child in plan.children),
+    )
 
 
 def _execute(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> list[Any]:
@@ -213,9 +253,7 @@ def measure(
     caller can measure it on a throwaway clone instead. SQL errors are CatalogErrors naming the
     query; a lost connection is a DatabaseError naming it.
     """
-    identity = identify(query.sql)
-    if identity.kind == "refused":
-        raise CatalogError(f"{_where(query)}: refused: {identity.refusal}; guard a SELECT/INSERT/UPDATE/DELETE/MERGE")
+    identity = check_measurable(query)
     if read_only is None:
         read_only = identity.kind == "read"
     params = query.params
@@ -226,6 +264,8 @@ def measure(
                 _execute(cur, query.sql, params, read_only)
             rows = _execute(cur, explain_sql, params, read_only)
             plan = parse_explain(rows[0][0])
+            if not settings.store_params:
+                plan = redact_plan(plan)
             samples = collect_samples(lambda: _timed(cur, query.sql, params, read_only), settings)
     except pg_errors.QueryCanceled:
         return MeasureFailure(
@@ -241,10 +281,9 @@ def measure(
             f"lost the database connection while measuring {_where(query)}: {_first_line(exc)}; "
             "check that the server is up and re-run"
         ) from None
-    except psycopg.ProgrammingError as exc:
-        raise CatalogError(f"{_where(query)}: cannot be run: {_first_line(exc)}; check its SQL and -- params") from None
     except psycopg.Error as exc:
-        raise CatalogError(f"{_where(query)}: PostgreSQL rejected it: {_first_line(exc)}") from None
+        said = "PostgreSQL rejected it" if exc.sqlstate else "cannot be run"
+        raise CatalogError(f"{_where(query)}: {said}: {_first_line(exc)}; check its SQL and -- params") from None
     return Observation(
         name=query.name,
         sql=query.sql,
