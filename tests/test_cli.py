@@ -99,7 +99,7 @@ def test_migration_dropping_the_index_blocks_the_hot_query(baselines: Path, pg_d
     result, found = check(baselines, pg_dsn, CATALOG, tmp_path, *migrated)
     assert result.exit_code == 1, result.output
     assert found["running_timer"] == "fail"
-    assert "became Seq Scan" in result.output
+    assert "Index Scan using time_entries_running_timer_idx on time_entries became" in result.output
     assert "hot: 20,000 calls/min" in result.output
     assert "querywarden: BLOCKED" in result.output
 

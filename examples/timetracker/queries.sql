@@ -1,0 +1,108 @@
+-- timetracker: the catalog of hot queries guarded by querywarden.
+--
+-- aiosql-style named queries. The metadata lines sit directly under the name line:
+--   calls-per-minute  how often production runs the statement (weights its cost)
+--   params            JSON object for the psycopg named placeholders
+--   budget-ms         optional latency budget
+-- Parameter values hit real rows of seed.sql at any scale >= 0.06: user 1187 is the heaviest
+-- user and has a running timer, user 1 (workspace 1, project 1) has none, workspace 1 is the
+-- biggest workspace and workspace 2 the second biggest. Timestamps are fixed (the "now" of the seed is
+-- 2026-06-01 00:00 UTC), never now().
+--
+-- The two writes (start_timer, stop_timer) come last: even rolled back, they leave dead tuples
+-- and index entries behind, which later reads of the same rows would step over.
+
+-- name: running_timer
+-- calls-per-minute: 20000
+-- params: {"user_id": 1187}
+SELECT id, project_id, description, started_at
+FROM time_entries
+WHERE user_id = %(user_id)s AND stopped_at IS NULL;
+
+-- name: recent_entries
+-- calls-per-minute: 6000
+-- params: {"user_id": 1187}
+SELECT te.id, te.description, te.started_at, te.stopped_at, te.duration_s, te.billable,
+       te.project_id, p.name AS project_name, p.color AS project_color
+FROM time_entries te
+LEFT JOIN projects p ON p.id = te.project_id
+WHERE te.user_id = %(user_id)s
+ORDER BY te.started_at DESC
+LIMIT 50;
+
+-- name: active_projects
+-- calls-per-minute: 2500
+-- params: {"workspace_id": 2}
+SELECT p.id, p.name, p.color, p.billable, c.name AS client_name
+FROM projects p
+LEFT JOIN clients c ON c.id = p.client_id AND c.workspace_id = %(workspace_id)s
+WHERE p.workspace_id = %(workspace_id)s AND NOT p.archived
+ORDER BY p.name;
+
+-- name: week_totals_by_project
+-- calls-per-minute: 1500
+-- params: {"user_id": 1187, "week_start": "2026-05-25T00:00:00+00:00", "week_end": "2026-06-01T00:00:00+00:00"}
+SELECT te.project_id,
+       (SELECT p.name FROM projects p WHERE p.id = te.project_id) AS project_name,
+       count(*) AS entries,
+       sum(te.duration_s) AS seconds,
+       coalesce(sum(te.duration_s) FILTER (WHERE te.billable), 0) AS billable_seconds
+FROM time_entries te
+WHERE te.user_id = %(user_id)s
+  AND te.started_at >= %(week_start)s
+  AND te.started_at < %(week_end)s
+  AND te.stopped_at IS NOT NULL
+GROUP BY te.project_id
+ORDER BY seconds DESC;
+
+-- name: tag_autocomplete
+-- calls-per-minute: 1200
+-- params: {"workspace_id": 1, "prefix": "tr%"}
+SELECT id, name
+FROM tags
+WHERE workspace_id = %(workspace_id)s AND name LIKE %(prefix)s
+ORDER BY name
+LIMIT 10;
+
+-- name: user_by_email
+-- calls-per-minute: 300
+-- params: {"email": "freya.becker1187@example.net"}
+SELECT id, workspace_id, full_name, timezone, deactivated
+FROM users
+WHERE email = %(email)s;
+
+-- name: monthly_workspace_report
+-- calls-per-minute: 2
+-- budget-ms: 2000
+-- params: {"workspace_id": 1, "month_start": "2026-05-01T00:00:00+00:00", "month_end": "2026-06-01T00:00:00+00:00"}
+SELECT u.id AS user_id, u.full_name, p.id AS project_id, p.name AS project_name,
+       c.name AS client_name,
+       count(*) AS entries,
+       sum(te.duration_s) AS seconds,
+       coalesce(sum(te.duration_s) FILTER (WHERE te.billable), 0) AS billable_seconds
+FROM time_entries te
+JOIN users u ON u.id = te.user_id
+LEFT JOIN projects p ON p.id = te.project_id
+LEFT JOIN clients c ON c.id = p.client_id
+WHERE te.workspace_id = %(workspace_id)s
+  AND te.started_at >= %(month_start)s
+  AND te.started_at < %(month_end)s
+  AND te.stopped_at IS NOT NULL
+GROUP BY u.id, p.id, c.name
+ORDER BY u.full_name, seconds DESC;
+
+-- name: start_timer
+-- calls-per-minute: 400
+-- params: {"workspace_id": 1, "user_id": 1, "project_id": 1, "description": "Sprint planning", "started_at": "2026-06-01T00:00:00+00:00", "billable": true}
+INSERT INTO time_entries (workspace_id, user_id, project_id, description, started_at, billable)
+VALUES (%(workspace_id)s, %(user_id)s, %(project_id)s, %(description)s, %(started_at)s, %(billable)s)
+RETURNING id;
+
+-- name: stop_timer
+-- calls-per-minute: 400
+-- params: {"user_id": 1187, "stopped_at": "2026-06-01T00:00:00+00:00"}
+UPDATE time_entries
+SET stopped_at = %(stopped_at)s,
+    duration_s = floor(extract(epoch FROM %(stopped_at)s - started_at))::int
+WHERE user_id = %(user_id)s AND stopped_at IS NULL
+RETURNING id, duration_s;
