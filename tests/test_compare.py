@@ -131,3 +131,13 @@ def test_run_blocks_when_any_query_blocks() -> None:
     assert not RunResult((ok,)).blocked
     run = RunResult((ok, bad))
     assert run.blocked and run.verdict == "fail" and run.counts()["fail"] == 1
+
+
+def test_stored_timing_alone_warns_below_the_block_ratio_and_never_claims_improved() -> None:
+    slower = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=15, spread=0.5), POLICY)
+    assert slower.verdict == Verdict.WARN and not slower.blocking
+    assert slower.reasons[0] == "median 10 → 15 ms (×1.5)"
+    assert slower.reasons[-1] == "timing alone against a stored baseline blocks only past ×2"
+    faster = compare("q", observation(median_ms=20, spread=0.5), observation(median_ms=10, spread=0.5), POLICY)
+    assert faster.verdict == Verdict.PASS
+    assert faster.reasons == ("faster by the stored timing: median 20 → 10 ms (×0.5)",)

@@ -8,7 +8,7 @@ exceeds the budget; a slower rare query only warns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .measure import MeasureFailure
 from .observation import Observation
@@ -32,6 +32,7 @@ class Policy:
     cost_tolerance: float = 0.25
     time_tolerance: float = 0.30
     time_floor_ms: float = 0.5
+    stored_time_block_ratio: float = 2.0
     large_relation_blocks: int = 1000
     strict: bool = False
 
@@ -260,11 +261,22 @@ def compare(
     elif old_cost > new_cost * (1 + policy.cost_tolerance):
         faster.append(cost_text)
 
-    slower_time, faster_time = _timing_evidence(before, after, replay, policy, corroborated=bool(slower))
+    corroborated = bool(slower)
+    slower_time, faster_time = _timing_evidence(before, after, replay, policy, corroborated=corroborated)
     if slower_time:
         slower.append(slower_time)
-    elif faster_time:
+    elif faster_time and replay is not None:
         faster.append(faster_time)
+    elif faster_time:
+        notes.append(f"faster by the stored timing: {faster_time}")
+    # Timing against a stored baseline is the weakest evidence (another run, maybe another machine):
+    # alone, and below a large effect, it warns instead of blocking.
+    weak_timing = (
+        slower_time is not None
+        and not corroborated
+        and replay is None
+        and after.timing.median_ms < before.timing.median_ms * policy.stored_time_block_ratio
+    )
 
     if before.signature != after.signature and not scan_reasons:
         if abs(new_cost - old_cost) <= 0.01 * max(old_cost, 1e-9):
@@ -275,7 +287,16 @@ def compare(
         notes.append("SQL changed")
 
     if slower:
-        return _weigh(name, before, after, slower + notes, policy, source)
+        weighed = _weigh(name, before, after, slower + notes, policy, source)
+        if weak_timing and weighed.blocking:
+            return replace(
+                weighed,
+                verdict=Verdict.WARN,
+                blocking=False,
+                reasons=weighed.reasons
+                + (f"timing alone against a stored baseline blocks only past ×{policy.stored_time_block_ratio:g}",),
+            )
+        return weighed
     if faster:
         return result(Verdict.IMPROVED, False, faster + notes)
     return result(Verdict.PASS, False, notes)
