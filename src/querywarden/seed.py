@@ -1,10 +1,17 @@
 """Seeding: build a production-sized database once into a template, then clone it per run or test.
 
 A seed is a schema (the application's DDL or migrations: changing it is what the guard reviews)
-and data items; each is SQL files and/or Python callables (`module:function` or `path/to/file.py:function`,
-called with a psycopg connection). After loading, tables are VACUUM ANALYZEd with a statistics target
-high enough to sample whole tables, so planner costs are the same on every re-seed. The template's
-name carries a fingerprint of the seed's contents and scale, so a changed seed builds a new one.
+and data items; each is SQL files and/or Python callables (`module:function` or
+`path/to/file.py:function`). A callable gets the seeding connection and, when its signature names
+them, `scale` (the scale factor), `progress` (a callable taking a line of text) and `kit` (a
+`querywarden.seedkit.SeedKit` for fast, skewed, deterministic data); it may return the number of
+rows it wrote. SQL can read the scale with `current_setting('querywarden.scale')`.
+
+After loading, autovacuum is turned off on every table (whatever the seed's DDL says, so nothing
+re-ANALYZEs behind our back) and the database is VACUUM ANALYZEd with a statistics target high
+enough to sample whole tables (up to 3 million rows each), so planner costs are the same on every
+re-seed. The template's name carries a fingerprint of the seed's contents and scale, so a changed
+seed builds a new one.
 """
 
 from __future__ import annotations
@@ -24,11 +31,25 @@ from psycopg import sql
 
 from .database import Server, connect, scrub
 from .errors import ConfigError, DatabaseError
-from .sqlscan import split_statements
+from .seedkit import SeedKit, heartbeat, human_seconds, rate_text
+from .sqlscan import scan, split_statements
 
 Progress = Callable[[str], None]
 STATISTICS_TARGET = 10000
 _LOCK_KEY = 0x71776172  # advisory lock serialising template builds on one server
+# Seed statements that write rows, by their command tag.
+_WRITING_TAGS = ("INSERT", "COPY", "UPDATE", "SELECT", "MERGE")
+# Keyword arguments a seed callable may declare to receive.
+_CALLABLE_EXTRAS = ("scale", "progress", "kit")
+_REPORT_SLOW_S = 1.0
+# Tables autovacuum would visit: plain tables, partitions and materialized views outside the system schemas.
+_USER_TABLES = """
+SELECT n.nspname, c.relname, c.relkind
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+ORDER BY n.nspname, c.relname
+"""
 
 
 def _quiet(_: str) -> None:
@@ -61,7 +82,7 @@ class Seed:
             else:
                 module = importlib.import_module(target)
             found = getattr(module, function)
-        except (ImportError, AttributeError, FileNotFoundError, SyntaxError) as exc:
+        except (ImportError, AttributeError, FileNotFoundError, SyntaxError, ValueError) as exc:
             raise ConfigError(f"seed item {item!r} cannot be loaded ({exc}); use path.sql, module:function or file.py:function") from None
         if not callable(found):
             raise ConfigError(f"seed item {item!r} is not callable")
@@ -88,53 +109,151 @@ class Seed:
                     raise ConfigError(f"seed item {item!r}: its source file cannot be found to fingerprint it")
                 path = Path(source)
             try:
-                digest.update(item.encode() + b"\0" + path.read_bytes())
+                # Contents, not paths: the same seed named from another directory is the same seed.
+                function = b"" if item.endswith(".sql") else item.rpartition(":")[2].encode()
+                digest.update(function + b"\0" + path.read_bytes())
             except OSError as exc:
                 raise ConfigError(f"seed file {path} cannot be read ({exc}); check the seed setting") from None
         return digest.hexdigest()[:12]
 
     def load(self, conn: psycopg.Connection[Any], progress: Progress = _quiet) -> int:
-        """Run every item in order; return rows written. Reports each statement as it finishes."""
+        """Run every item in order; return rows written. Reports each statement that wrote rows or took
+        a while (rows/s), and says so every 15 s while one runs."""
         conn.autocommit = True
         conn.execute("SELECT set_config('querywarden.scale', %s, false)", (repr(self.scale),))
         total_rows = 0
         for item in self.schema + self.items:
             if item.endswith(".sql"):
-                path = self._resolve(item)
-                try:
-                    statements = split_statements(path.read_text(encoding="utf-8"))
-                except OSError as exc:
-                    raise ConfigError(f"seed file {path} cannot be read ({exc})") from None
-                for number, statement in enumerate(statements, start=1):
-                    started = time.perf_counter()
-                    try:
-                        cur = conn.execute(statement)
-                    except psycopg.Error as exc:
-                        raise DatabaseError(
-                            f"seed {path} statement {number} failed: {str(exc).strip().splitlines()[0]}"
-                        ) from None
-                    elapsed = time.perf_counter() - started
-                    writes = (cur.statusmessage or "").startswith(("INSERT", "COPY", "UPDATE", "SELECT INTO"))
-                    rows = max(cur.rowcount, 0) if writes else 0
-                    total_rows += rows
-                    if rows:
-                        progress(
-                            f"  {path.name} #{number}: {rows:,} rows in {elapsed:.1f} s ({rows / max(elapsed, 1e-6):,.0f} rows/s)"
-                        )
+                total_rows += self._load_sql(conn, self._resolve(item), progress)
             else:
-                started = time.perf_counter()
-                self._callable(item)(conn)
-                progress(f"  {item}: done in {time.perf_counter() - started:.1f} s")
+                total_rows += self._load_callable(conn, item, progress)
         return total_rows
 
+    def _load_sql(self, conn: psycopg.Connection[Any], path: Path, progress: Progress) -> int:
+        try:
+            statements = split_statements(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"seed file {path} cannot be read ({exc})") from None
+        written = 0
+        for number, statement in enumerate(statements, start=1):
+            label = f"{path.name} [{number}/{len(statements)}] {_describe(statement)}"
+            started = time.perf_counter()
+            with heartbeat(progress, label):
+                try:
+                    cur = conn.execute(statement)
+                except psycopg.Error as exc:
+                    raise DatabaseError(
+                        f"seed {path} statement {number} failed: {str(exc).strip().splitlines()[0]}"
+                    ) from None
+            elapsed = time.perf_counter() - started
+            tag = (cur.statusmessage or "").split(" ")[0]
+            rows = max(cur.rowcount, 0) if tag in _WRITING_TAGS else 0
+            if tag == "SELECT" and rows <= 1:
+                rows = 0  # SELECT setseed(...), set_config(...): not data
+            written += rows
+            if rows:
+                progress(f"  {label}: {rate_text(rows, elapsed)}")
+            elif elapsed >= _REPORT_SLOW_S:
+                progress(f"  {label}: {human_seconds(elapsed)}")
+        return written
 
-def analyze(conn: psycopg.Connection[Any], progress: Progress = _quiet) -> None:
-    """VACUUM ANALYZE with whole-table statistics so re-seeding gives the same costs."""
+    def _load_callable(self, conn: psycopg.Connection[Any], item: str, progress: Progress) -> int:
+        function = self._callable(item)
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            parameters = {}  # type: ignore[assignment]
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        wanted = {name for name in _CALLABLE_EXTRAS if takes_any or name in parameters}
+        kit = SeedKit(conn, scale=self.scale, progress=progress) if "kit" in wanted else None
+        available: dict[str, Any] = {"scale": self.scale, "progress": progress, "kit": kit}
+        started = time.perf_counter()
+        try:
+            result = function(conn, **{name: available[name] for name in wanted})
+        except psycopg.Error as exc:
+            raise DatabaseError(f"seed item {item} failed: {str(exc).strip().splitlines()[0]}") from None
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.commit()  # a callable that opened a transaction: keep what it wrote
+        conn.autocommit = True  # and the next item runs as the first did
+        elapsed = time.perf_counter() - started
+        rows = result if isinstance(result, int) and not isinstance(result, bool) else (kit.rows if kit else 0)
+        progress(f"  {item}: " + (rate_text(rows, elapsed) if rows else f"done in {human_seconds(elapsed)}"))
+        return rows
+
+
+def _describe(statement: str, words: int = 3) -> str:
+    """The first words of a statement, for progress lines: `INSERT INTO time_entries`, `CREATE INDEX name`."""
+    code = " ".join(chunk.text for chunk in scan(statement) if chunk.code)
+    found = code.split("(", 1)[0].split()[:words]
+    return " ".join(found) if found else "statement"
+
+
+def disable_autovacuum(conn: psycopg.Connection[Any]) -> list[str]:
+    """Turn autovacuum off on every user table (and its TOAST table); return the tables' names.
+
+    Whatever the seed's DDL says: an autovacuum ANALYZE re-samples statistics and changes costs
+    between two runs on the same data. Clones inherit the setting.
+    """
+    conn.autocommit = True
+    done: list[str] = []
+    for schema, table, kind in conn.execute(_USER_TABLES).fetchall():
+        what = "MATERIALIZED VIEW" if kind == "m" else "TABLE"
+        options = "autovacuum_enabled = off" if kind == "m" else "autovacuum_enabled = off, toast.autovacuum_enabled = off"
+        conn.execute(
+            sql.SQL("ALTER {} {} SET ({})").format(sql.SQL(what), sql.Identifier(schema, table), sql.SQL(options))
+        )
+        done.append(f"{schema}.{table}")
+    return done
+
+
+def analyze(conn: psycopg.Connection[Any], progress: Progress = _quiet) -> float:
+    """VACUUM ANALYZE with whole-table statistics so re-seeding gives the same costs; returns seconds."""
     started = time.perf_counter()
     conn.autocommit = True
     conn.execute(sql.SQL("SET default_statistics_target = {}").format(sql.Literal(STATISTICS_TARGET)))
-    conn.execute("VACUUM ANALYZE")
-    progress(f"  VACUUM ANALYZE (statistics target {STATISTICS_TARGET}) in {time.perf_counter() - started:.1f} s")
+    with heartbeat(progress, "VACUUM ANALYZE"):
+        conn.execute("VACUUM ANALYZE")
+    elapsed = time.perf_counter() - started
+    progress(f"  VACUUM ANALYZE (statistics target {STATISTICS_TARGET}) in {human_seconds(elapsed)}")
+    return elapsed
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What building one seeded database took."""
+
+    name: str
+    rows: int
+    load_s: float
+    analyze_s: float
+    tables: tuple[str, ...]
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.load_s if self.load_s > 0 else 0.0
+
+
+def build(server: Server, seed: Seed, name: str, progress: Progress = _quiet) -> BuildReport:
+    """Create database `name` and load, de-autovacuum and analyze `seed` into it (dropped if that fails).
+
+    `ensure_template` builds through this; call it directly for a database of your own name (a
+    benchmark rebuilding the same seed, a test that must not touch the shared template).
+    """
+    server.create(name)
+    try:
+        with connect(server.dsn_for(name)) as conn:
+            started = time.perf_counter()
+            rows = seed.load(conn, progress)
+            load_s = time.perf_counter() - started
+            tables = disable_autovacuum(conn)
+            analyze_s = analyze(conn, progress)
+    except BaseException:
+        try:
+            server.drop(name)
+        except DatabaseError:
+            pass
+        raise
+    return BuildReport(name, rows, load_s, analyze_s, tuple(tables))
 
 
 def template_name(seed: Seed) -> str:
@@ -149,24 +268,25 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
     """
     name = template_name(seed)
     with server.admin() as admin:
-        admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            locked = admin.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
+            if not (locked and locked[0]):
+                progress("waiting for another run to finish building a seeded template on this server")
+                admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot build seeded template {name}: {scrub(str(exc).splitlines()[0], server.dsn)}") from None
         try:
             if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 progress(f"reusing seeded template {name}")
                 return name
             building = f"{name}_building"
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
-            server.create(building)
             progress(f"seeding {name} (scale {seed.scale:g})")
-            started = time.perf_counter()
-            try:
-                with connect(server.dsn_for(building)) as conn:
-                    rows = seed.load(conn, progress)
-                    analyze(conn, progress)
-            except BaseException:
-                server.drop(building)
-                raise
-            progress(f"seeded {rows:,} rows in {time.perf_counter() - started:.1f} s")
+            report = build(server, seed, building, progress)
+            progress(
+                f"seeded {report.rows:,} rows in {human_seconds(report.load_s)} ({report.rows_per_s:,.0f} rows/s), "
+                f"analyzed in {human_seconds(report.analyze_s)}; autovacuum off on {len(report.tables)} tables"
+            )
             admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(name)))
             admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
             return name
@@ -175,6 +295,14 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
         finally:
             if not admin.closed:
                 admin.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def drop_template(server: Server, name: str) -> None:
+    """Drop a seeded template (it must be un-marked as a template first)."""
+    with server.admin() as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def seed_from_items(items: Sequence[str], scale: float, base_dir: Path) -> Seed:
