@@ -7,7 +7,9 @@ kept only as a summary; an update that would not change the verdict leaves the f
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -82,7 +84,7 @@ def observation_from_dict(data: Mapping[str, Any]) -> Observation:
     if not isinstance(environment, dict):
         raise TypeError("environment must be an object")
     budget = data.get("budget_ms")
-    return Observation(
+    return _checked(Observation(
         name=str(data["name"]),
         sql=str(data["sql"]),
         normalized_sql=str(data["normalized_sql"]),
@@ -93,13 +95,66 @@ def observation_from_dict(data: Mapping[str, Any]) -> Observation:
         environment={str(k): str(v) for k, v in environment.items()},
         budget_ms=None if budget is None else float(budget),
         statement_count=int(data.get("statement_count", 1)),
-    )
+    ))
+
+
+def _measure(value: float, what: str) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0, not {value!r}")
+
+
+def _checked(observation: Observation) -> Observation:
+    """Refuse values no measurement produces (negative or non-finite numbers, non-text plan labels).
+
+    They can only come from a hand edit, and comparing with them would fail later without naming the file.
+    """
+    timing = observation.timing
+    for what, value in (("timing.median_ms", timing.median_ms), ("timing.min_ms", timing.min_ms),
+                        ("timing.p90_ms", timing.p90_ms), ("timing.count", timing.count),
+                        ("calls_per_minute", observation.calls_per_minute),
+                        ("statement_count", observation.statement_count)):
+        _measure(value, what)
+    for sample in timing.samples_ms:
+        _measure(sample, "timing.samples_ms")
+    if timing.probe_ms is not None and not (math.isfinite(timing.probe_ms) and timing.probe_ms > 0):
+        raise ValueError(f"timing.probe_ms must be a positive number or null, not {timing.probe_ms!r}")
+    if observation.budget_ms is not None:
+        _measure(observation.budget_ms, "budget_ms")
+    for _, node in observation.plan.walk():
+        for what in ("total_cost", "plan_rows", "actual_rows", "actual_loops"):
+            _measure(getattr(node, what), f"plan {what}")
+        for what, blocks in node.buffers.to_dict().items():
+            _measure(blocks, f"plan buffers.{what}")
+        for what in ("relation", "index", "join_type", "strategy", "parent_relationship", "spill"):
+            if not isinstance(getattr(node, what), (str, type(None))):
+                raise TypeError(f"plan {what} must be a string or absent, not {getattr(node, what)!r}")
+    return observation
 
 
 def render(observation: Observation) -> str:
     """The exact text of a baseline file: stable key order, two-space indent, trailing newline."""
     document = {"format": FORMAT_VERSION, "query": observation_to_dict(observation)}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a baseline can hold")
+
+
+def _loads(text: str) -> Any:
+    """json.loads that refuses NaN, Infinity and out-of-range numbers, which no measurement produces."""
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
+# What reading a malformed (hand-edited, truncated, fuzzed) document can raise; all become BaselineErrors.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError)
 
 
 def parse(text: str, origin: str) -> Observation:
@@ -109,22 +164,27 @@ def parse(text: str, origin: str) -> Observation:
             f"{origin}: contains git merge-conflict markers; resolve the conflict or re-run `querywarden update`"
         )
     try:
-        document = json.loads(text)
+        document = _loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
             f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}); "
             "restore it from git or re-run `querywarden update`"
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise BaselineError(
+            f"{origin}: not a usable baseline ({type(exc).__name__}: {exc}); "
+            "restore it from git or re-run `querywarden update`"
+        ) from None
     if not isinstance(document, dict) or "format" not in document:
         raise BaselineError(f"{origin}: not a querywarden baseline (no 'format' key); delete it or re-run update")
-    if document["format"] != FORMAT_VERSION:
+    if isinstance(document["format"], bool) or document["format"] != FORMAT_VERSION:
         raise BaselineError(
             f"{origin}: baseline format {document['format']!r} is not the supported format {FORMAT_VERSION}; "
             "re-run `querywarden update` with this version"
         )
     try:
         return observation_from_dict(document["query"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except _MALFORMED as exc:
         raise BaselineError(
             f"{origin}: malformed baseline ({type(exc).__name__}: {exc}); "
             "restore it from git or re-run `querywarden update`"
@@ -174,25 +234,7 @@ class BaselineStore:
 
     def write(self, observation: Observation) -> bool:
         """Write atomically (temp file, fsync, rename); return False when the text is unchanged."""
-        path = self.path_for(observation.name)
-        text = render(observation)
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                return False
-        except (FileNotFoundError, UnicodeDecodeError):
-            pass
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as temp:
-                temp.write(text)
-                temp.flush()
-                os.fsync(temp.fileno())
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        return True
+        return _write_atomically(self.directory, self.path_for(observation.name), render(observation))
 
     def remove(self, names: Iterable[str]) -> list[Path]:
         removed = []
@@ -209,3 +251,182 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot be read ({exc}); check its permissions or restore it") from None
+
+
+# --- Per-test baselines (the pytest plugin) ------------------------------------------------------
+#
+# A guarded test's baseline is one file holding every distinct statement its code path issued, in
+# the order they first ran, each with how many times it ran. The environment is the same for every
+# statement of a test (one server, one set of pinned settings), so it is written once at the top.
+
+PATH_FORMAT_VERSION = 1
+_MAX_FILE_STEM = 150
+
+
+@dataclass(frozen=True)
+class PathBaseline:
+    """The recorded statements of one test's code path, and the call rate it was weighted with."""
+
+    test: str
+    calls_per_minute: float
+    statements: tuple[Observation, ...]
+
+    @property
+    def statement_count(self) -> int:
+        return sum(statement.statement_count for statement in self.statements)
+
+
+def path_file_name(test: str) -> str:
+    """File name for a test's node id; very long ids are cut and made unique with a hash."""
+    name = file_name(test)
+    stem = name[: -len(".json")]
+    if len(stem) > _MAX_FILE_STEM:
+        digest = hashlib.sha256(test.encode("utf-8")).hexdigest()[:12]
+        name = f"{stem[:_MAX_FILE_STEM]}-{digest}.json"
+    return name
+
+
+def render_path(baseline: PathBaseline) -> str:
+    """The exact text of a test's baseline file: sorted keys, two-space indent, trailing newline."""
+    statements = [observation_to_dict(statement) for statement in baseline.statements]
+    environments = [statement.pop("environment") for statement in statements]
+    shared = environments[0] if environments else {}
+    for statement, environment in zip(statements, environments):
+        if environment != shared:
+            statement["environment"] = environment
+    document = {
+        "calls_per_minute": baseline.calls_per_minute,
+        "environment": shared,
+        "format": PATH_FORMAT_VERSION,
+        "statement_count": baseline.statement_count,
+        "statements": statements,
+        "test": baseline.test,
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _path_document(text: str, origin: str, update_hint: str) -> dict[str, Any]:
+    if "<<<<<<<" in text or ">>>>>>>" in text:
+        raise BaselineError(f"{origin}: contains git merge-conflict markers; resolve the conflict or re-run {update_hint}")
+    try:
+        document = _loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}); restore it from git or re-run {update_hint}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise BaselineError(
+            f"{origin}: not a usable test baseline ({type(exc).__name__}: {exc}); restore it from git or re-run {update_hint}"
+        ) from None
+    if isinstance(document, dict) and "query" in document and "test" not in document:
+        raise BaselineError(
+            f"{origin}: is a per-query baseline of `querywarden check`, not a test baseline; "
+            "give the pytest plugin its own baselines directory (querywarden_baselines)"
+        )
+    if not isinstance(document, dict) or "format" not in document or "test" not in document:
+        raise BaselineError(f"{origin}: not a querywarden test baseline (no 'format'/'test' keys); delete it or re-run {update_hint}")
+    if isinstance(document["format"], bool) or document["format"] != PATH_FORMAT_VERSION:
+        raise BaselineError(
+            f"{origin}: test baseline format {document['format']!r} is not the supported format "
+            f"{PATH_FORMAT_VERSION}; re-run {update_hint} with this version"
+        )
+    return document
+
+
+def parse_path(text: str, origin: str, update_hint: str = "with --querywarden-update") -> PathBaseline:
+    """Parse a test's baseline file; any defect is a BaselineError naming `origin` and the fix."""
+    document = _path_document(text, origin, update_hint)
+    try:
+        shared = document["environment"]
+        if not isinstance(shared, dict):
+            raise TypeError("environment must be an object")
+        statements = []
+        for entry in document["statements"]:
+            if not isinstance(entry, dict):
+                raise TypeError("each statement must be an object")
+            statements.append(observation_from_dict({"environment": shared, **entry}))
+        baseline = PathBaseline(
+            test=str(document["test"]),
+            calls_per_minute=float(document["calls_per_minute"]),
+            statements=tuple(statements),
+        )
+    except _MALFORMED as exc:
+        raise BaselineError(
+            f"{origin}: malformed test baseline ({type(exc).__name__}: {exc}); restore it from git or re-run {update_hint}"
+        ) from None
+    if document.get("statement_count", baseline.statement_count) != baseline.statement_count:
+        raise BaselineError(
+            f"{origin}: statement_count {document['statement_count']} does not match its statements "
+            f"({baseline.statement_count}); it was hand-edited, restore it from git or re-run {update_hint}"
+        )
+    return baseline
+
+
+@dataclass(frozen=True)
+class PathBaselineStore:
+    """A directory of per-test baseline files, one per test node id."""
+
+    directory: Path
+
+    def path_for(self, test: str) -> Path:
+        return self.directory / path_file_name(test)
+
+    def load(self, test: str) -> PathBaseline | None:
+        """The baseline of `test`, or None when it has no file (a corrupt or mismatched file raises)."""
+        path = self.path_for(test)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BaselineError(f"{path}: cannot be read ({exc}); check its permissions or restore it") from None
+        baseline = parse_path(text, str(path))
+        if baseline.test != test:
+            raise BaselineError(
+                f"{path}: holds the baseline of {baseline.test!r}, not {test!r}; "
+                "it was renamed or hand-edited, re-run with --querywarden-update"
+            )
+        return baseline
+
+    def tests(self) -> dict[Path, str | BaselineError]:
+        """Each baseline file with the node id it belongs to (or why it cannot be read)."""
+        found: dict[Path, str | BaselineError] = {}
+        if not self.directory.is_dir():
+            return found
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                found[path] = parse_path(_read(path), str(path)).test
+            except BaselineError as exc:
+                found[path] = exc
+        return found
+
+    def write(self, baseline: PathBaseline) -> bool:
+        """Write atomically (temp file, fsync, rename); return False when the text is unchanged."""
+        return _write_atomically(self.directory, self.path_for(baseline.test), render_path(baseline))
+
+    def remove(self, path: Path) -> bool:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _write_atomically(directory: Path, path: Path, text: str) -> bool:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp:
+            temp.write(text)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return True

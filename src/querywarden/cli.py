@@ -17,6 +17,7 @@ from . import __version__
 from .baseline import BaselineStore
 from .catalog import load_catalogs
 from .cli_report import report
+from .cli_stats import import_stats
 from .config import Config, load_config
 from .database import mask_dsn, resolve_dsn
 from .errors import ConfigError, QuerywardenError
@@ -64,6 +65,9 @@ def common_options(command: F) -> F:
         click.option("--scale", type=float, help="Seed scale factor (default 1)."),
         click.option("--statement-timeout", "statement_timeout_s", type=float,
                      help="Per-statement timeout in seconds (default 30)."),
+        click.option("--max-run-time", "max_run_s", type=float,
+                     help="Cap on the whole run in seconds (default: `max-run-seconds`, else none). Queries not "
+                          "measured by then make the run fail with exit 2, never pass."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -72,7 +76,8 @@ def common_options(command: F) -> F:
 
 def _resolve(config: Config, catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...],
              seeds: tuple[str, ...], scale: float | None,
-             statement_timeout_s: float | None) -> tuple[Config, list[Path], Path, Seed | None]:
+             statement_timeout_s: float | None,
+             max_run_s: float | None = None) -> tuple[Config, list[Path], Path, Seed | None]:
     catalog_paths = list(catalogs) or [config.path(c) for c in config.catalog]
     if not catalog_paths:
         raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
@@ -87,6 +92,10 @@ def _resolve(config: Config, catalogs: tuple[Path, ...], baselines: Path | None,
         if statement_timeout_s <= 0:
             raise ConfigError("--statement-timeout must be a positive number of seconds")
         config = replace(config, measure=replace(config.measure, statement_timeout_ms=int(statement_timeout_s * 1000)))
+    if max_run_s is not None:
+        if not max_run_s > 0:
+            raise ConfigError("--max-run-time must be a positive number of seconds")
+        config = replace(config, measure=replace(config.measure, max_run_s=max_run_s))
     return config, catalog_paths, baselines_dir, seed
 
 
@@ -129,11 +138,11 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Baselines with no query (missing) block too.")
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
 def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
-          seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, json_path: Path | None,
-          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
+          seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
+          json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
     config, catalog_paths, baselines_dir, seed = _resolve(
-        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s)
+        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
     known = load_baselines(queries, store)
@@ -169,10 +178,11 @@ def _write_reports(run: RunResult, json_path: Path | None, html_path: Path | Non
 @common_options
 @click.option("--prune", is_flag=True, help="Delete baselines whose query is no longer in the catalog.")
 def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
-                   seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, prune: bool) -> None:
+                   seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
+                   max_run_s: float | None, prune: bool) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched."""
     config, catalog_paths, baselines_dir, seed = _resolve(
-        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s)
+        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
     load_baselines(queries, store)
@@ -198,3 +208,4 @@ def demo(dsn: str | None, example_dir: Path | None) -> None:
 
 
 main.add_command(report)
+main.add_command(import_stats)

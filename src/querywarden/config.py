@@ -21,6 +21,8 @@ _MEASURE_KEYS = {
     "max-samples": "max_samples",
     "time-cap-s": "time_cap_s",
     "search-path": "search_path",
+    "max-run-seconds": "max_run_s",
+    "store-params": "store_params",
 }
 _PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings")
 
@@ -101,6 +103,8 @@ def config_from_table(table: Mapping[str, Any], root: Path, origin: str) -> Conf
             raise ConfigError(f"{origin}: `settings` must be a table of PostgreSQL settings")
         changes["pinned"] = {**DEFAULT_PINNED_SETTINGS, **{str(k): str(v) for k, v in settings.items()}}
     measure = replace(measure, **changes)
+    if measure.max_run_s < 0 or measure.max_run_s != measure.max_run_s:
+        raise ConfigError(f"{origin}: `max-run-seconds` must be a number of seconds >= 0 (0: no cap)")
     config = Config(root=root, policy=policy, measure=measure, source=origin)
     if "catalog" in table:
         config = replace(config, catalog=_strings(table["catalog"], "catalog", origin))

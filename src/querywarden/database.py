@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -18,8 +18,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .errors import ConfigError, DatabaseError
 
 DSN_ENV = "QUERYWARDEN_DSN"
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+# The password of a URL runs to the last `@` of its authority, so an unencoded `@` in it is masked too.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^/\s]*)(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# Server answers that mean "try again shortly"; any other answer (bad password, no such database) is final.
+_TRANSIENT_ANSWERS = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients",
+    "remaining connection slots are reserved",
+)
 
 
 def mask_dsn(text: str) -> str:
@@ -64,29 +73,62 @@ def dbname_of(dsn: str) -> str:
     return str(params.get("dbname") or params.get("user") or os.environ.get("PGDATABASE") or "postgres")
 
 
+def _retryable(exc: psycopg.OperationalError) -> bool:
+    """Whether a failed first contact may succeed on a retry: no answer at all, or a server still starting."""
+    text = str(exc)
+    if "FATAL:" not in text and "ERROR:" not in text:
+        return True  # refused, unreachable or timed out: the server may be on its way up
+    return any(answer in text for answer in _TRANSIENT_ANSWERS)
+
+
+def _check_dsn(dsn: str) -> None:
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {scrub(str(exc), dsn)}; use postgresql://user@host:port/db") from None
+    if "@" in str(params.get("host") or ""):
+        # libpq took the password up to its first `@` and the rest for the host: an error would echo that rest.
+        raise ConfigError(  # echoing even the masked DSN would show the password's tail as the host
+            "invalid DSN: the password in it holds an `@`, which ends the password in a URL; "
+            "percent-encode it as %40 (and `/` as %2F)"
+        )
+
+
 def connect(dsn: str, *, attempts: int = 3, delay_s: float = 0.5, **kwargs: Any) -> psycopg.Connection[Any]:
-    """Connect with a bounded retry: first contact may race a server that is still starting."""
-    last: Exception | None = None
+    """Connect, retrying a bounded number of times while the server gives no answer or is starting up.
+
+    This is for a connection's first contact only: a connection lost later is an error of whatever was
+    running on it, never silently re-made. Errors never carry the DSN's password.
+    """
+    _check_dsn(dsn)
+    last: psycopg.OperationalError | None = None
     for attempt in range(attempts):
         try:
             return psycopg.connect(dsn, connect_timeout=10, **kwargs)
         except psycopg.OperationalError as exc:
             last = exc
+            if not _retryable(exc):
+                break
             if attempt + 1 < attempts:
                 time.sleep(delay_s * (attempt + 1))
         except psycopg.ProgrammingError as exc:
             raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {scrub(str(exc), dsn)}") from None
-    detail = scrub(str(last).strip().splitlines()[0] if last and str(last).strip() else "no answer", dsn)
+    detail = scrub(_first_line(last) if last is not None else "no answer", dsn)
     raise DatabaseError(
         f"cannot connect to {mask_dsn(dsn)}: {detail}; start the server or fix --dsn / ${DSN_ENV}"
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 @dataclass(frozen=True)
 class Server:
     """A PostgreSQL server reached through an admin DSN, used to create and drop throwaway databases."""
 
-    dsn: str
+    dsn: str = field(repr=False)  # may carry a password: never in a repr, a log line or a traceback
 
     def dsn_for(self, dbname: str) -> str:
         return with_dbname(self.dsn, dbname)
@@ -101,7 +143,10 @@ class Server:
 
     def exists(self, dbname: str) -> bool:
         with self.admin() as conn:
-            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+            try:
+                return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+            except psycopg.Error as exc:
+                raise DatabaseError(f"cannot look up database {dbname!r}: {scrub(_first_line(exc), self.dsn)}") from None
 
     def create(self, dbname: str, template: str | None = None) -> None:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
@@ -119,13 +164,18 @@ class Server:
                 ) from None
             except psycopg.Error as exc:
                 raise DatabaseError(
-                    f"cannot create database {dbname!r}: {scrub(str(exc).splitlines()[0], self.dsn)}; "
+                    f"cannot create database {dbname!r}: {scrub(_first_line(exc), self.dsn)}; "
                     "the DSN's user needs CREATEDB"
                 ) from None
 
     def drop(self, dbname: str) -> None:
         with self.admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            try:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            except psycopg.Error as exc:
+                raise DatabaseError(
+                    f"cannot drop throwaway database {dbname!r}: {scrub(_first_line(exc), self.dsn)}; drop it by hand"
+                ) from None
 
     @contextmanager
     def clone(self, template: str, prefix: str = "qw_run") -> Iterator[str]:

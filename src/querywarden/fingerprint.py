@@ -7,6 +7,7 @@ hashing only and is never executed (it rewrites `::` casts and some functions).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -40,6 +41,37 @@ UNSAFE_FUNCTIONS = frozenset(
         "lo_export",
         "pg_file_write",
         "pg_read_file",
+        # Not undone by a rollback, and allowed in a READ ONLY transaction (checked on PostgreSQL 15).
+        "pg_file_unlink",
+        "pg_file_rename",
+        "pg_create_physical_replication_slot",
+        "pg_create_logical_replication_slot",
+        "pg_drop_replication_slot",
+        "pg_copy_physical_replication_slot",
+        "pg_copy_logical_replication_slot",
+        "pg_replication_slot_advance",
+        "pg_logical_emit_message",
+        "pg_switch_wal",
+        "pg_create_restore_point",
+        "pg_backup_start",
+        "pg_backup_stop",
+        "pg_start_backup",
+        "pg_stop_backup",
+        "pg_promote",
+        "pg_wal_replay_pause",
+        "pg_wal_replay_resume",
+        "pg_stat_reset",
+        "pg_stat_reset_shared",
+        "pg_stat_reset_slru",
+        "pg_stat_reset_single_table_counters",
+        "pg_stat_reset_single_function_counters",
+        "pg_stat_reset_replication_slot",
+        "pg_stat_reset_subscription_stats",
+        # Session-level locks outlive the rolled-back transaction (the pg_advisory_xact_* ones do not).
+        "pg_advisory_lock",
+        "pg_advisory_lock_shared",
+        "pg_try_advisory_lock",
+        "pg_try_advisory_lock_shared",
     }
 )
 # sqlglot logs a warning for every statement it parses only as a generic Command; we handle those.
@@ -95,6 +127,8 @@ def _unsafe_function(sql: str) -> str | None:
             for match in _WORD.finditer(chunk.text):
                 if match.group(0).lower() in UNSAFE_FUNCTIONS:
                     return match.group(0).lower()
+        elif chunk.text.startswith('"') and chunk.text[1:-1].replace('""', '"') in UNSAFE_FUNCTIONS:
+            return chunk.text[1:-1]  # a quoted name calls the same function: "pg_terminate_backend"(pid)
     return None
 
 
@@ -119,13 +153,12 @@ def _fallback(sql: str) -> SqlIdentity:
     return SqlIdentity(normalized, _hash(normalized), kind)
 
 
+@functools.lru_cache(maxsize=4096)  # a run asks about each query several times; parsing is the cost
 def identify(sql: str) -> SqlIdentity:
     """Normalise, fingerprint and classify one statement."""
     try:
-        trees = [tree for tree in sqlglot.parse(sql, read="postgres") if tree is not None]
-    except SqlglotError:
-        identity = _fallback(sql)
-    else:
+        # A comment after the last `;` parses as a statement of its own (a Semicolon): it is not one.
+        trees = [tree for tree in sqlglot.parse(sql, read="postgres") if tree is not None and not isinstance(tree, exp.Semicolon)]
         if len(trees) != 1 or isinstance(trees[0], exp.Command):
             identity = _fallback(sql)
         else:
@@ -133,6 +166,8 @@ def identify(sql: str) -> SqlIdentity:
             compact = tree.sql(dialect="postgres", comments=False)
             kind, refusal = _classify(tree, sql)
             identity = SqlIdentity(tree.sql(dialect="postgres", comments=False, pretty=True), _hash(compact), kind, refusal)
+    except (SqlglotError, RecursionError):  # unparseable, or nested deeper than the parser recurses
+        identity = _fallback(sql)
     unsafe = _unsafe_function(sql)
     if unsafe and identity.kind != "refused":
         return SqlIdentity(

@@ -7,20 +7,25 @@ sequence advance, heap growth or index split behind that would skew a later meas
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import psycopg
 
 from .baseline import BaselineStore, observation_to_dict
 from .compare import Policy, compare
 from .database import Server, connect, dbname_of, with_dbname
+from .errors import DatabaseError, QuerywardenError
 from .fingerprint import identify
 from .measure import (
     MeasureFailure,
     MeasureSettings,
     ReadOnlyViolation,
     calibration_probe,
+    check_measurable,
     measure,
     prepare_session,
     replay_against,
@@ -37,6 +42,51 @@ Outcome = Observation | MeasureFailure
 
 def _quiet(_: str) -> None:
     pass
+
+
+class RunTimeExceeded(QuerywardenError):
+    """The whole-run time cap was reached: the queries it names were not measured, so there is no verdict."""
+
+
+@contextmanager
+def _connection_kept(what: str) -> Iterator[None]:
+    """Turn a connection lost outside a measurement (session set-up, probe) into an error saying when."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        lines = str(exc).strip().splitlines()
+        raise DatabaseError(
+            f"lost the database connection {what}: {lines[0] if lines else type(exc).__name__}; "
+            "check that the server is up and re-run"
+        ) from None
+
+
+def _deadline(settings: MeasureSettings) -> float | None:
+    return time.monotonic() + settings.max_run_s if settings.max_run_s > 0 else None
+
+
+def _bounded(settings: MeasureSettings, deadline: float | None) -> MeasureSettings:
+    """The settings, with a statement timeout that cannot run past the run's deadline."""
+    if deadline is None:
+        return settings
+    left_ms = int((deadline - time.monotonic()) * 1000)
+    if left_ms >= settings.statement_timeout_ms:
+        return settings
+    return replace(settings, statement_timeout_ms=max(left_ms, 1))
+
+
+def _out_of_time(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _not_measured(settings: MeasureSettings, queries: Sequence[GuardedQuery], done: Mapping[str, object]) -> RunTimeExceeded:
+    left = [q.name for q in queries if q.name not in done]
+    shown = ", ".join(left[:20]) + (f" and {len(left) - 20} more" if len(left) > 20 else "")
+    return RunTimeExceeded(
+        f"the run reached its time cap of {settings.max_run_s:g} s (--max-run-time / max-run-seconds) "
+        f"with {len(left)} of {len(queries)} queries not measured: {shown}; "
+        "raise the cap or guard fewer queries (a run that did not measure every query gives no verdict)"
+    )
 
 
 @dataclass(frozen=True)
@@ -79,8 +129,9 @@ def _measure_on_clone(
     target: Target, query: GuardedQuery, settings: MeasureSettings, read_only: bool | None
 ) -> Outcome:
     with target.server.clone(target.dbname, prefix="qw_write") as dsn, connect(dsn) as conn:
-        environment = target.environment(prepare_session(conn, settings))
-        probe = calibration_probe(conn)
+        with _connection_kept(f"while preparing to measure query {query.name!r}"):
+            environment = target.environment(prepare_session(conn, settings))
+            probe = calibration_probe(conn)
         return measure(conn, query, settings, environment, read_only=read_only, probe_ms=probe)
 
 
@@ -97,6 +148,9 @@ def measure_queries(
     same connection (interleaved), so its timing verdict does not depend on the machine's speed.
     """
     baselines = baselines or {}
+    for query in queries:
+        check_measurable(query)  # refuse what cannot be rolled back before touching the database at all
+    deadline = _deadline(settings)
     result = Measurements()
     reads = [q for q in queries if identify(q.sql).kind == "read"]
     others = [q for q in queries if q not in reads]
@@ -104,15 +158,24 @@ def measure_queries(
     if reads:
         # Reads of a seeded template are measured on a clone too: a template must stay connection-free.
         with _read_database(target) as dsn, connect(dsn) as conn:
-            environment = target.environment(prepare_session(conn, settings))
-            probe = calibration_probe(conn)
+            with _connection_kept(f"while preparing to measure query {reads[0].name!r}"):
+                environment = target.environment(prepare_session(conn, settings))
+                probe = calibration_probe(conn)
             for query in reads:
+                if _out_of_time(deadline):
+                    raise _not_measured(settings, queries, result.outcomes)
+                now = _bounded(settings, deadline)
+                if now is not settings:
+                    with _connection_kept(f"before measuring query {query.name!r}"):
+                        conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{now.statement_timeout_ms}ms",))
                 progress(f"measuring {query.name}")
                 try:
-                    outcome = measure(conn, query, settings, environment, probe_ms=probe)
+                    outcome = measure(conn, query, now, environment, probe_ms=probe)
                 except ReadOnlyViolation:
                     on_clone.append((query, False))
                     continue
+                if isinstance(outcome, MeasureFailure) and _out_of_time(deadline):
+                    raise _not_measured(settings, queries, result.outcomes)  # cut by the cap, not a verdict
                 result.outcomes[query.name] = outcome
                 before = baselines.get(query.name)
                 if isinstance(outcome, Observation) and before is not None and before.fingerprint != outcome.fingerprint:
@@ -121,8 +184,13 @@ def measure_queries(
                     if replay is not None:
                         result.replays[query.name] = replay
     for query, read_only in on_clone:
+        if _out_of_time(deadline):
+            raise _not_measured(settings, queries, result.outcomes)
         progress(f"measuring {query.name} (on a throwaway clone)")
-        result.outcomes[query.name] = _measure_on_clone(target, query, settings, read_only)
+        outcome = _measure_on_clone(target, query, _bounded(settings, deadline), read_only)
+        if isinstance(outcome, MeasureFailure) and _out_of_time(deadline):
+            raise _not_measured(settings, queries, result.outcomes)
+        result.outcomes[query.name] = outcome
     result.outcomes = {q.name: result.outcomes[q.name] for q in queries}
     return result
 
