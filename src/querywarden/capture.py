@@ -1,0 +1,490 @@
+"""Capturing the statements a block of application code runs, with the line of code that ran each.
+
+    with capture(conn) as captured:
+        app.dashboard(conn, user_id=42)
+    captured.statements  # SQL, parameters, calling line, in the order they ran
+
+A target is a psycopg 3 `Connection`, a SQLAlchemy 2 `Engine`, `Connection`, `Session` or
+`scoped_session` (psycopg driver), or a Django connection (psycopg 3 backend).
+
+- psycopg has no statement hook, so for the duration of the block the connection's
+  `cursor_factory` and `server_cursor_factory` are replaced by recording subclasses of whatever
+  they were (plain, client-side binding, raw, or an application's own class) and restored after.
+  Cursors opened by the connection inside the block record `execute`, `executemany` and `stream`,
+  also for server-side (named) cursors; a cursor opened before the block is not seen, and neither
+  is COPY.
+- SQLAlchemy: its `after_cursor_execute` event (the twin of `before_cursor_execute` that fires once
+  the statement ran) on the engine or connection (a session is
+  captured through the engine or connection it is bound to).
+- Django: `connection.execute_wrapper`, for the connection of the current thread.
+
+A statement is recorded once it has run without error. Nested and repeated captures of the same
+target share one hook: a statement reaches every block that is open around it, once each.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql as pg_sql
+from psycopg.conninfo import make_conninfo
+
+from .query import Params, SourceLocation
+
+Binding = Literal["server", "client", "raw"]
+"""How the statement's parameters reach the server: psycopg's `Cursor`, `ClientCursor` or `RawCursor`."""
+
+# Frames of these top-level packages are library code, never "the calling line".
+LIBRARY_PACKAGES = frozenset(
+    {"querywarden", "psycopg", "psycopg_binary", "psycopg_c", "psycopg_pool", "sqlalchemy", "django", "_pytest", "pluggy"}
+)
+_LIBRARY_DIRS = ("site-packages", "dist-packages")
+_STDLIB_DIRS = tuple(
+    sorted(
+        {
+            variant
+            for path in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib"))
+            if path
+            for variant in (str(Path(path)) + "/", str(Path(path).resolve()) + "/")
+        }
+    )
+)
+
+
+@dataclass(frozen=True)
+class CapturedStatement:
+    """One statement as the application ran it.
+
+    `executions` is more than 1 for `executemany`; `params` then holds the first parameter set.
+    `database` is the libpq conninfo of the connection it ran on, password included, so it can be
+    measured there; it is never shown (keep it out of messages).
+    """
+
+    sql: str
+    params: Params
+    source: SourceLocation | None
+    function: str | None
+    via: str
+    executions: int = 1
+    binding: Binding = "server"
+    database: str = field(default="", repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        """The calling line as people read it: `app.py:42 in dashboard`."""
+        if self.source is None:
+            return "unknown caller"
+        return f"{self.source}" + (f" in {self.function}" if self.function else "")
+
+
+class Capture:
+    """The statements recorded while a capture block was open, in the order they ran."""
+
+    def __init__(self) -> None:
+        self._statements: list[CapturedStatement] = []
+        self._lock = threading.Lock()
+
+    def record(self, statement: CapturedStatement) -> None:
+        with self._lock:
+            self._statements.append(statement)
+
+    @property
+    def statements(self) -> tuple[CapturedStatement, ...]:
+        with self._lock:
+            return tuple(self._statements)
+
+    @property
+    def executions(self) -> int:
+        """Statements run, counting each parameter set of an `executemany`."""
+        return sum(statement.executions for statement in self.statements)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def __iter__(self) -> Iterator[CapturedStatement]:
+        return iter(self.statements)
+
+    def __repr__(self) -> str:
+        return f"<Capture of {len(self)} statements>"
+
+
+# --- where a statement came from ------------------------------------------------------------------
+
+
+def _is_library(module: str, filename: str) -> bool:
+    if module.partition(".")[0] in LIBRARY_PACKAGES:
+        return True
+    if filename.startswith("<"):
+        return True
+    parts = Path(filename).parts
+    if any(part in _LIBRARY_DIRS for part in parts):
+        return True
+    return filename.startswith(_STDLIB_DIRS)
+
+
+def calling_line() -> tuple[SourceLocation | None, str | None]:
+    """The first frame outside querywarden, database drivers, ORMs, pytest, the standard library and
+    installed packages: the application line that ran the statement."""
+    frame: FrameType | None = sys._getframe(1)
+    seen: dict[str, bool] = {}
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        module = str(frame.f_globals.get("__name__", ""))
+        key = f"{module}\0{filename}"
+        library = seen.get(key)
+        if library is None:
+            library = seen[key] = _is_library(module, filename)
+        if not library:
+            return SourceLocation(filename, frame.f_lineno), frame.f_code.co_name
+        frame = frame.f_back
+    return None, None
+
+
+# --- turning what the driver was given into what we record ----------------------------------------
+
+
+def _text(query: Any, context: Any) -> str:
+    if isinstance(query, str):
+        return query
+    if isinstance(query, bytes):
+        return query.decode(_encoding(context), errors="replace")
+    if isinstance(query, pg_sql.Composable):
+        return query.as_string(context)
+    return str(query)
+
+
+def _encoding(context: Any) -> str:
+    try:
+        return str(context.info.encoding)
+    except AttributeError:
+        return "utf-8"
+
+
+def _params(params: Any) -> Params:
+    """A shallow copy, so an application that reuses its parameter list cannot change the record."""
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        return dict(params)
+    if isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
+        return tuple(params)
+    return params  # type: ignore[no-any-return]
+
+
+def _binding(cursor: Any) -> Binding:
+    if isinstance(cursor, (psycopg.RawCursor, psycopg.RawServerCursor)):
+        return "raw"
+    if isinstance(cursor, psycopg.ClientCursor):
+        return "client"
+    return "server"
+
+
+def conninfo_of(conn: Any) -> str:
+    """The libpq conninfo a psycopg connection was opened with, password included ('' if unknown)."""
+    try:
+        info = conn.info
+        dsn = str(info.dsn)
+        password = info.password
+    except (AttributeError, psycopg.Error):
+        return ""
+    return make_conninfo(dsn, password=password) if password else dsn
+
+
+# --- one hook per target, shared by every open capture of it --------------------------------------
+
+Sink = Capture
+
+
+class _Hook:
+    """Installs a recording hook on one target while at least one capture of it is open."""
+
+    def __init__(self, install: Callable[[_Hook], Callable[[], None]]) -> None:
+        self._install = install
+        self._uninstall: Callable[[], None] | None = None
+        self.sinks: list[Sink] = []
+
+    def attach(self, sinks: Sequence[Sink]) -> None:
+        if self._uninstall is None:
+            self._uninstall = self._install(self)
+        self.sinks.extend(sinks)
+
+    def detach(self, sinks: Sequence[Sink]) -> bool:
+        """Remove `sinks`; uninstall when none are left. True when the hook is gone."""
+        for sink in sinks:
+            for index, present in enumerate(self.sinks):
+                if present is sink:
+                    del self.sinks[index]
+                    break
+        if self.sinks or self._uninstall is None:
+            return not self.sinks
+        uninstall, self._uninstall = self._uninstall, None
+        uninstall()
+        return True
+
+    def emit(self, statement: CapturedStatement) -> None:
+        delivered: list[Sink] = []
+        for sink in list(self.sinks):
+            if not any(sink is done for done in delivered):
+                sink.record(statement)
+                delivered.append(sink)
+
+
+_HOOKS: dict[int, tuple[object, _Hook]] = {}
+_HOOKS_LOCK = threading.RLock()
+
+
+def _hook_for(conn: object) -> _Hook | None:
+    entry = _HOOKS.get(id(conn))
+    return entry[1] if entry is not None and entry[0] is conn else None
+
+
+@contextmanager
+def _hooked(key: object, install: Callable[[_Hook], Callable[[], None]], sinks: Sequence[Sink]) -> Iterator[None]:
+    with _HOOKS_LOCK:
+        entry = _HOOKS.get(id(key))
+        if entry is None or entry[0] is not key:
+            entry = (key, _Hook(install))
+            _HOOKS[id(key)] = entry
+        hook = entry[1]
+        try:
+            hook.attach(sinks)
+        except BaseException:
+            if not hook.sinks:
+                del _HOOKS[id(key)]
+            raise
+    try:
+        yield
+    finally:
+        with _HOOKS_LOCK:
+            if hook.detach(sinks):
+                _HOOKS.pop(id(key), None)
+
+
+# --- psycopg: recording cursor classes -------------------------------------------------------------
+
+
+def _record_psycopg(cursor: Any, query: Any, params: Any, executions: int, server_side: bool) -> None:
+    conn = cursor.connection
+    hook = _hook_for(conn)
+    if hook is None:
+        return
+    source, function = calling_line()
+    hook.emit(
+        CapturedStatement(
+            sql=_text(query, cursor),
+            params=_params(params),
+            source=source,
+            function=function,
+            via="psycopg server-side cursor" if server_side else "psycopg",
+            executions=executions,
+            binding=_binding(cursor),
+            database=conninfo_of(conn),
+        )
+    )
+
+
+_RECORDING_CLASSES: dict[type[Any], type[Any]] = {}
+
+
+def _recording_cursor(base: type[Any]) -> type[Any]:
+    """A subclass of the psycopg cursor class `base` that reports what it runs to its connection's hook."""
+    with _HOOKS_LOCK:
+        if base not in _RECORDING_CLASSES:
+            _RECORDING_CLASSES[base] = _make_recording_cursor(base)
+        return _RECORDING_CLASSES[base]
+
+
+def _make_recording_cursor(base: type[Any]) -> type[Any]:
+    server_side = issubclass(base, psycopg.ServerCursor)
+
+    class Recording(base):  # type: ignore[misc]
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            result = super().execute(query, params, **kwargs)
+            _record_psycopg(self, query, params, 1, server_side)
+            return result
+
+        def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> Any:
+            materialized = list(params_seq)
+            result = super().executemany(query, materialized, **kwargs)
+            if materialized:
+                _record_psycopg(self, query, materialized[0], len(materialized), server_side)
+            return result
+
+        def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
+            rows = super().stream(query, params, **kwargs)
+            first = True
+            for row in rows:
+                if first:
+                    _record_psycopg(self, query, params, 1, server_side)
+                    first = False
+                yield row
+            if first:
+                _record_psycopg(self, query, params, 1, server_side)
+
+    Recording.__name__ = Recording.__qualname__ = f"QuerywardenRecording{base.__name__}"
+    Recording.__module__ = __name__
+    return Recording
+
+
+def _install_psycopg(conn: psycopg.Connection[Any]) -> Callable[[_Hook], Callable[[], None]]:
+    def install(_: _Hook) -> Callable[[], None]:
+        original, original_server = conn.cursor_factory, conn.server_cursor_factory
+        recording, recording_server = _recording_cursor(original), _recording_cursor(original_server)
+        conn.cursor_factory = recording
+        conn.server_cursor_factory = recording_server
+
+        def uninstall() -> None:
+            # An application that set its own factory inside the block keeps it.
+            if conn.cursor_factory is recording:
+                conn.cursor_factory = original
+            if conn.server_cursor_factory is recording_server:
+                conn.server_cursor_factory = original_server
+
+        return uninstall
+
+    return install
+
+
+# --- SQLAlchemy: the before_cursor_execute event ---------------------------------------------------
+
+
+def _sqlalchemy_bind(target: Any) -> Any:
+    """The Engine or Connection whose events see a target's statements."""
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.orm import Session, scoped_session
+
+    if isinstance(target, scoped_session):
+        target = target()
+    if isinstance(target, Session):
+        try:
+            bind = target.get_bind()
+        except Exception as exc:
+            raise TypeError(f"cannot capture this SQLAlchemy Session: it has no bind ({exc}); capture its engine instead") from None
+        return bind
+    if isinstance(target, (Engine, Connection)):
+        return target
+    raise TypeError(f"cannot capture a {type(target).__module__}.{type(target).__qualname__}; pass an Engine, Connection or Session")
+
+
+def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
+    from sqlalchemy import event
+
+    def install(hook: _Hook) -> Callable[[], None]:
+        def after_cursor_execute(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+        ) -> None:
+            params: Any = parameters
+            executions = 1
+            if executemany and isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes)):
+                executions = max(len(parameters), 1)
+                params = parameters[0] if parameters else None
+            source, function = calling_line()
+            hook.emit(
+                CapturedStatement(
+                    sql=statement,
+                    params=_params(params),
+                    source=source,
+                    function=function,
+                    via="sqlalchemy",
+                    executions=executions,
+                    binding=_binding(cursor),
+                    database=conninfo_of(getattr(cursor, "connection", None)),
+                )
+            )
+
+        event.listen(bind, "after_cursor_execute", after_cursor_execute)
+        return lambda: event.remove(bind, "after_cursor_execute", after_cursor_execute)
+
+    return install
+
+
+# --- Django: connection.execute_wrapper ------------------------------------------------------------
+
+
+def _django_connection(target: Any) -> Any:
+    """The real connection behind `django.db.connection` (a per-thread proxy) or the target itself."""
+    connections, alias = getattr(target, "_connections", None), getattr(target, "_alias", None)
+    if connections is not None and alias is not None:
+        return connections[alias]
+    return target
+
+
+def _install_django(connection: Any) -> Callable[[_Hook], Callable[[], None]]:
+    if getattr(connection, "vendor", None) != "postgresql":
+        raise TypeError(f"cannot capture a Django {getattr(connection, 'vendor', '?')} connection; querywarden measures PostgreSQL")
+
+    def install(hook: _Hook) -> Callable[[], None]:
+        def wrapper(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Mapping[str, Any]) -> Any:
+            if many:
+                params = list(params)
+            result = execute(sql, params, many, context)
+            raw_cursor = getattr(context.get("cursor"), "cursor", None)
+            first = (params[0] if params else None) if many else params
+            source, function = calling_line()
+            driver_conn = getattr(context.get("connection"), "connection", None)
+            hook.emit(
+                CapturedStatement(
+                    sql=_text(sql, raw_cursor),
+                    params=_params(first),
+                    source=source,
+                    function=function,
+                    via="django",
+                    executions=max(len(params), 1) if many else 1,
+                    binding=_binding(raw_cursor),
+                    database=conninfo_of(driver_conn),
+                )
+            )
+            return result
+
+        stack = ExitStack()
+        stack.enter_context(connection.execute_wrapper(wrapper))
+        return stack.close
+
+    return install
+
+
+# --- the public entry point ------------------------------------------------------------------------
+
+
+def _is_django(target: Any) -> bool:
+    return type(target).__module__.startswith("django.") and hasattr(target, "execute_wrapper")
+
+
+def _installer(target: Any) -> tuple[object, Callable[[_Hook], Callable[[], None]]]:
+    if isinstance(target, psycopg.Connection):
+        return target, _install_psycopg(target)
+    if isinstance(target, psycopg.AsyncConnection):
+        raise TypeError("cannot capture a psycopg AsyncConnection yet; capture a synchronous Connection")
+    module = type(target).__module__
+    if module.startswith("sqlalchemy."):
+        bind = _sqlalchemy_bind(target)
+        return bind, _install_sqlalchemy(bind)
+    if _is_django(target):
+        connection = _django_connection(target)
+        return connection, _install_django(connection)
+    raise TypeError(
+        f"cannot capture a {module}.{type(target).__qualname__}; pass a psycopg Connection, a SQLAlchemy "
+        "Engine/Connection/Session or a Django connection"
+    )
+
+
+@contextmanager
+def capture(target: object, *also: Capture) -> Iterator[Capture]:
+    """Record the statements `target` runs inside the block; yields the block's own `Capture`.
+
+    Each statement is also recorded into every `Capture` in `also` (the pytest plugin passes the
+    test's), once however deeply captures of the same target are nested.
+    """
+    key, install = _installer(target)
+    block = Capture()
+    with _hooked(key, install, (block, *also)):
+        yield block
