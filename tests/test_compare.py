@@ -141,3 +141,23 @@ def test_stored_timing_alone_warns_below_the_block_ratio_and_never_claims_improv
     faster = compare("q", observation(median_ms=20, spread=0.5), observation(median_ms=10, spread=0.5), POLICY)
     assert faster.verdict == Verdict.PASS
     assert faster.reasons == ("faster by the stored timing: median 20 → 10 ms (×0.5)",)
+
+
+def test_blocks_on_timing_alone_tells_timing_verdicts_from_work_verdicts() -> None:
+    from querywarden.compare import blocks_on_timing_alone
+
+    timing = compare("q", observation(median_ms=1, spread=0.05), observation(median_ms=5, spread=0.05), POLICY)
+    assert timing.blocking and blocks_on_timing_alone(timing, POLICY)
+    work = compare("q", observation(), observation(plan=seq_plan(), median_ms=48.0), POLICY)
+    assert work.blocking and not blocks_on_timing_alone(work, POLICY)
+    assert not blocks_on_timing_alone(compare("q", observation(), observation(), POLICY), POLICY)
+
+
+def test_extra_db_time_counts_every_extra_statement_of_an_n_plus_one_path() -> None:
+    # calls_per_minute counts executions: a path called 60 times a minute that runs the statement 51 times
+    before, after = observation(statements=1, median_ms=0.5, calls=60), observation(statements=51, median_ms=0.5, calls=60 * 51)
+    result = compare("path", before, after, POLICY)
+    # 50 extra statements × 0.5 ms × 60 path calls/min = 1.5 s of DB time per minute: over the budget
+    assert result.extra_ms_per_minute == 1500
+    assert result.verdict == Verdict.FAIL
+    assert "+1.5 s of DB time per minute ≈ 0.03 cores at 60 calls/min (budget 1 s)" in result.reasons

@@ -22,8 +22,7 @@ from .config import Config, load_config
 from .database import mask_dsn, resolve_dsn
 from .errors import ConfigError, QuerywardenError
 from .report import terminal
-from .runner import load_baselines, measure_queries, open_target, update
-from .runner import check as check_run
+from .runner import load_baselines, measure_and_check, measure_queries, open_target, update
 from .seed import Seed
 from .verdict import RunResult
 
@@ -145,10 +144,10 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
         load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
     queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
     store = BaselineStore(baselines_dir)
-    known = load_baselines(queries, store)
+    load_baselines(queries, store)  # a corrupt baseline stops the run before any measuring
+    policy = replace(config.policy, strict=strict or config.policy.strict)
     with database(dsn) as resolved, open_target(resolved, seed, _progress) as target:
-        measured = measure_queries(target, queries, config.measure, _progress, known)
-    run = check_run(queries, measured, store, replace(config.policy, strict=strict or config.policy.strict))
+        run = measure_and_check(target, queries, store, policy, config.measure, _progress)
     click.echo(terminal(run))
     _write_reports(run, json_path, html_path, markdown_path)
     if run.blocked and not no_fail:

@@ -122,6 +122,23 @@ def _timing_evidence(
     return None, None
 
 
+def _extra_ms_per_call(before: Observation, after: Observation, replay: TimingComparison | None) -> float:
+    """Extra database time per call of the code path.
+
+    Each execution's slowdown comes from the same-run replay when there is one, else from the stored
+    medians (machine speed divided out); every extra statement the path now issues (an N+1 loop)
+    adds its own time. `calls_per_minute` counts executions, so a path that ran a statement
+    `statement_count` times per call is called `calls_per_minute / statement_count` times a minute.
+    """
+    per_statement = after.timing.median_ms / max(_speed(before, after), 1.0)
+    if replay is not None and replay.ratio > 0:
+        slower_by = max(after.timing.median_ms * (1 - 1 / replay.ratio), 0.0)
+    else:
+        slower_by = max(per_statement - before.timing.median_ms, 0.0)
+    extra_statements = max(after.statement_count - before.statement_count, 0)
+    return slower_by * after.statement_count + extra_statements * per_statement
+
+
 def _weigh(
     name: str,
     before: Observation,
@@ -129,10 +146,11 @@ def _weigh(
     reasons: list[str],
     policy: Policy,
     source: SourceLocation | None,
+    replay: TimingComparison | None = None,
 ) -> QueryResult:
     """A slower query: block when hot or when its extra DB time per minute exceeds the budget."""
     calls = after.calls_per_minute
-    extra = extra_db_time(max(after.timing.median_ms / max(_speed(before, after), 1.0) - before.timing.median_ms, 0.0), calls)
+    extra = extra_db_time(_extra_ms_per_call(before, after, replay), calls / max(after.statement_count, 1))
     extra_per_minute = extra.ms_per_minute
     hot = calls >= policy.hot_calls_per_minute
     over_budget = extra_per_minute > policy.extra_ms_per_minute_budget
@@ -269,6 +287,11 @@ def compare(
         faster.append(faster_time)
     elif faster_time:
         notes.append(f"faster by the stored timing: {faster_time}")
+    if replay is not None and replay.decision == "inconclusive":
+        notes.append(
+            f"same-run A/B against the baseline SQL inconclusive: ×{replay.ratio:.2f} "
+            f"[{replay.ci_low:.2f}–{replay.ci_high:.2f}], p={replay.p_value:.2g}"
+        )
     # Timing against a stored baseline is the weakest evidence (another run, maybe another machine):
     # alone, and below a large effect, it warns instead of blocking.
     weak_timing = (
@@ -287,7 +310,7 @@ def compare(
         notes.append("SQL changed")
 
     if slower:
-        weighed = _weigh(name, before, after, slower + notes, policy, source)
+        weighed = _weigh(name, before, after, slower + notes, policy, source, replay)
         if weak_timing and weighed.blocking:
             return replace(
                 weighed,
@@ -300,3 +323,16 @@ def compare(
     if faster:
         return result(Verdict.IMPROVED, False, faster + notes)
     return result(Verdict.PASS, False, notes)
+
+
+def blocks_on_timing_alone(result: QueryResult, policy: Policy) -> bool:
+    """True when `result` blocks only because of its timing: with the baseline's timing it would not.
+
+    Such a verdict deserves a second measurement before it fails a merge: a real slowdown shows
+    twice, a burst of load on a shared machine rarely does.
+    """
+    before, after = result.before, result.after
+    if not result.blocking or result.verdict != Verdict.FAIL or before is None or after is None:
+        return False
+    steady = compare(result.name, before, replace(after, timing=before.timing), policy, result.source)
+    return not steady.blocking

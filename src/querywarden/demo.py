@@ -15,7 +15,7 @@ from .compare import Policy
 from .config import load_config
 from .errors import ConfigError
 from .report import terminal
-from .runner import check, load_baselines, measure_queries, open_target
+from .runner import measure_and_check, open_target
 from .seed import Seed
 
 Echo = Callable[[str], None]
@@ -50,11 +50,10 @@ def run_demo(dsn: str, example_dir: Path | None, echo: Echo, progress: Echo) -> 
     echo("== 1. Seeding the time-tracker example into a template database")
     with open_target(dsn, seed, progress) as target:
         echo(f"\n== 2. Checking {len(queries)} hot queries against the committed baselines in {baselines.directory}")
-        known = load_baselines(queries, baselines)
-        before = check(queries, measure_queries(target, queries, settings, progress, known), baselines, policy)
+        before = measure_and_check(target, queries, baselines, policy, settings, progress)
         echo(terminal(before))
         echo(f"\n== 3. Applying the bad change to {', '.join(sorted(bad_names))} ({example / 'changes' / 'bad_change.sql'})")
-        after = check(changed, measure_queries(target, changed, settings, progress, known), baselines, policy)
+        after = measure_and_check(target, changed, baselines, policy, settings, progress)
         echo(terminal(after))
     if before.blocked:
         echo("\ndemo: the unchanged example did not pass; the baselines or this machine differ (see above)")

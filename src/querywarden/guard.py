@@ -29,7 +29,7 @@ import psycopg
 
 from .baseline import PathBaseline, PathBaselineStore, observation_to_dict
 from .capture import CapturedStatement
-from .compare import Policy, compare
+from .compare import Policy, blocks_on_timing_alone, compare
 from .database import Server, connect, dbname_of, mask_dsn
 from .errors import QuerywardenError
 from .fingerprint import SqlIdentity, identify
@@ -425,14 +425,11 @@ def judge(
 
 def timing_only_suspects(verdict: PathVerdict, befores: Sequence[Observation | None], policy: Policy) -> list[int]:
     """Positions of statements that block on timing alone: with the baseline's timing they would not."""
-    suspects = []
-    for position, (result, before, after) in enumerate(zip(verdict.results, befores, verdict.measured)):
-        if not result.blocking or result.verdict != Verdict.FAIL or before is None or not isinstance(after, Observation):
-            continue
-        steady = compare(result.name, before, replace(after, timing=before.timing), policy, result.source)
-        if not steady.blocking:
-            suspects.append(position)
-    return suspects
+    return [
+        position
+        for position, (result, before, after) in enumerate(zip(verdict.results, befores, verdict.measured))
+        if before is not None and isinstance(after, Observation) and blocks_on_timing_alone(result, policy)
+    ]
 
 
 def new_baseline(spec: PathSpec, measured: Sequence[Measured]) -> PathBaseline | None:

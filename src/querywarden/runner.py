@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 
 from .baseline import BaselineStore, observation_to_dict
-from .compare import Policy, compare
+from .compare import Policy, blocks_on_timing_alone, compare
 from .database import Server, connect, dbname_of, with_dbname
 from .errors import DatabaseError, QuerywardenError
 from .fingerprint import identify
@@ -235,6 +235,33 @@ def check(
         if name not in names:
             results.append(compare(name, store.load(name), None, policy))
     return RunResult(tuple(results))
+
+
+def measure_and_check(
+    target: Target,
+    queries: Sequence[GuardedQuery],
+    store: BaselineStore,
+    policy: Policy,
+    settings: MeasureSettings,
+    progress: Progress = _quiet,
+) -> RunResult:
+    """Measure and compare; a query that blocks on timing alone is measured once more to confirm.
+
+    A real slowdown shows twice; a burst of load on a shared machine rarely does. Seen in the
+    detection benchmark: 4 of 50 unchanged runs blocked on one query's timing while the rest of the
+    catalog, measured minutes apart, sat at ×1.0.
+    """
+    known = load_baselines(queries, store)
+    measured = measure_queries(target, queries, settings, progress, known)
+    run = check(queries, measured, store, policy)
+    suspects = [r.name for r in run.queries if blocks_on_timing_alone(r, policy)]
+    if not suspects:
+        return run
+    progress(f"confirming timing-only slowdowns by measuring again: {', '.join(suspects)}")
+    again = measure_queries(target, [q for q in queries if q.name in suspects], settings, progress, known)
+    measured.outcomes.update(again.outcomes)
+    measured.replays.update(again.replays)
+    return check(queries, measured, store, policy)
 
 
 def _same_except_timing(a: Observation, b: Observation) -> bool:
