@@ -161,8 +161,13 @@ def test_lifecycle_of_a_guarded_suite(pytester: pytest.Pytester, pg_dsn: str, wo
 
     # 4. A migration drops the index of the hot path: its test fails and says why; the run fails.
     (root / "schema.sql").write_text(SCHEMA.replace("CREATE INDEX items_owner_idx ON items (owner_id);\n", ""))
-    result = pytester.runpytest(*workers)
+    result = pytester.runpytest(*workers, "--querywarden-json", "results.json", "--querywarden-html", "report.html")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # the controller alone writes the reports, with every worker's statements in them
+    document = json.loads((root / "results.json").read_text())
+    assert document["verdict"] == "fail"
+    assert {(q["name"], q["verdict"]) for q in document["queries"]} == {(f"{HOT} #1", "fail"), (f"{RARE} #1", "pass")}
+    assert f"{HOT} #1" in (root / "report.html").read_text()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [

@@ -149,12 +149,13 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
     with database(dsn) as resolved, open_target(resolved, seed, _progress) as target:
         run = measure_and_check(target, queries, store, policy, config.measure, _progress)
     click.echo(terminal(run))
-    _write_reports(run, json_path, html_path, markdown_path)
+    write_reports(run, json_path, html_path, markdown_path)
     if run.blocked and not no_fail:
         sys.exit(1)
 
 
-def _write_reports(run: RunResult, json_path: Path | None, html_path: Path | None, markdown_path: Path | None) -> None:
+def write_reports(run: RunResult, json_path: Path | None, html_path: Path | None, markdown_path: Path | None) -> None:
+    """Write the requested reports of a run; the Markdown also goes to $GITHUB_STEP_SUMMARY when set."""
     from .render import Format, render
     from .results import write_results
 

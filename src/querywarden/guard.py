@@ -578,6 +578,7 @@ class PathOutcome:
     summary: tuple[str, ...]
     message: str | None
     baseline: str
+    results: tuple[dict[str, Any], ...] = ()  # per statement, in the results-file form (results.query_to_dict)
 
     def to_plain(self) -> dict[str, Any]:
         return {
@@ -587,6 +588,7 @@ class PathOutcome:
             "summary": list(self.summary),
             "message": self.message,
             "baseline": self.baseline,
+            "results": list(self.results),
         }
 
     @classmethod
@@ -598,6 +600,7 @@ class PathOutcome:
             summary=tuple(str(line) for line in data["summary"]),
             message=None if data.get("message") is None else str(data["message"]),
             baseline=str(data["baseline"]),
+            results=tuple(data.get("results", ())),
         )
 
 
@@ -653,4 +656,7 @@ def check_path(
         label = {"warn": "WARN", "improved": "improved"}.get(status, status)
         summary = (f"{label} {header(verdict)}", *(f"  - {r}" for r in verdict.path_reasons), *statement_lines(verdict, root))
     failure = failure_message(verdict, path, root) if verdict.blocking else None
-    return PathOutcome(spec.test, status, verdict.blocking, summary, failure, shown_path)
+    from .results import query_to_dict
+
+    results = tuple(query_to_dict(replace(r, name=f"{spec.test} {r.name}")) for r in verdict.results)
+    return PathOutcome(spec.test, status, verdict.blocking, summary, failure, shown_path, results)

@@ -92,6 +92,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(UPDATE_FLAG, dest="querywarden_update", action="store_true", default=False,
                     help="Write or refresh the baselines of the guarded tests that ran (unchanged ones are left "
                          "untouched) and delete baselines no test uses; the tests pass.")
+    group.addoption("--querywarden-json", dest="querywarden_json", default=None, metavar="FILE",
+                    help="Write every guarded statement's verdict to FILE (the `querywarden check --json` form, "
+                         "for `querywarden report`).")
+    group.addoption("--querywarden-html", dest="querywarden_html", default=None, metavar="FILE",
+                    help="Write a self-contained HTML report of the guarded statements to FILE.")
+    group.addoption("--querywarden-markdown", dest="querywarden_markdown", default=None, metavar="FILE",
+                    help="Write a Markdown report to FILE (also appended to $GITHUB_STEP_SUMMARY when set).")
     group.addoption(STRICT_FLAG, dest="querywarden_strict", action="store_true", default=False,
                     help="Also fail on baselines no test used and on statements new to, or gone from, a path.")
 
@@ -652,8 +659,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except QuerywardenError as exc:
         state.unreadable.append(str(exc))
         state.failed = True
+    try:
+        _write_reports(config, state.outcomes)
+    except QuerywardenError as exc:
+        state.unreadable.append(str(exc))
+        state.failed = True
     if state.failed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_reports(config: pytest.Config, outcomes: Sequence[dict[str, Any]]) -> None:
+    """The controller alone writes the reports, from every worker's statement results."""
+    paths = {fmt: config.getoption(f"querywarden_{fmt}") for fmt in ("json", "html", "markdown")}
+    if not any(paths.values()):
+        return
+    from .cli import write_reports
+    from .results import query_from_dict
+    from .verdict import RunResult
+
+    run = RunResult(tuple(query_from_dict(result) for outcome in outcomes for result in outcome.get("results", ())))
+    as_path = {fmt: None if value is None else Path(value) for fmt, value in paths.items()}
+    write_reports(run, as_path["json"], as_path["html"], as_path["markdown"])
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
