@@ -209,3 +209,26 @@ def test_runaway_query_is_a_blocking_timeout(example_db: str, tmp_path: Path) ->
                     "--statement-timeout", "0.2")
     assert result.exit_code == 1
     assert "exceeded the statement timeout of 0.2 s" in result.output
+
+
+def test_ctrl_c_exits_2_not_as_a_verdict(example_db: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_catalog(tmp_path / "slow.sql", [GuardedQuery("sleepy", "SELECT pg_sleep(20)", None, calls_per_minute=1)])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "querywarden.cli", "check", "--catalog", str(path), "--baselines", str(tmp_path / "b"),
+         "--dsn", example_db],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    with psycopg.connect(example_db) as watcher:  # wait until the statement runs, then interrupt
+        for _ in range(200):
+            if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'").fetchone() != (0,):
+                break
+            time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2, stderr
+    assert "querywarden: error: interrupted; the run did not complete" in stderr

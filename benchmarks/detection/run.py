@@ -5,7 +5,8 @@
     python benchmarks/detection/run.py --explain  # one pass: what each scenario changes (blocks, plan, verdict)
 
 The labelled scenarios of `corpus.py` are measured on clones of the seeded time-tracker example,
-each several times, by querywarden (`runner.measure_queries` + `compare.compare`, as `check` does)
+each several times, by querywarden (`runner.measure_queries` + `compare.compare` + the re-measure of
+timing-only blocks, as `check` does)
 and by pytest-benchmark's `--benchmark-compare-fail=median:10%` (the tool a team would pick instead:
 a generated pytest file per scenario times each query with the `benchmark` fixture; a baseline is
 saved once with `--benchmark-save`, every later run compares with it).
@@ -51,7 +52,7 @@ from corpus import EXTRA_CATALOG, SCENARIOS, SCHEMA_DIR, SWEEP, Scenario  # noqa
 
 from querywarden.baseline import BaselineStore  # noqa: E402
 from querywarden.catalog import load_catalogs, parse_catalog  # noqa: E402
-from querywarden.compare import Policy, compare  # noqa: E402
+from querywarden.compare import Policy, blocks_on_timing_alone, compare  # noqa: E402
 from querywarden.database import Server, connect  # noqa: E402
 from querywarden.errors import DatabaseError  # noqa: E402
 from querywarden.fingerprint import identify  # noqa: E402
@@ -306,13 +307,24 @@ class Querywarden:
         stamps = Stamps()
         started = time.perf_counter()
         measured = measure_queries(target, [c.query for c in cases], measure_settings(profile), stamps, replayable)
-        records = []
-        for case in cases:
+
+        def judge(case: Case) -> tuple[Observation | MeasureFailure, QueryResult]:
             after = measured.outcomes[case.query.name]
             if isinstance(after, Observation) and case.statement_count != 1:
                 after = replace(after, statement_count=case.statement_count)
             replay = measured.replays.get(case.query.name)
-            result: QueryResult = compare(case.query.name, before[case.query.name], after, self.policy, None, replay)
+            return after, compare(case.query.name, before[case.query.name], after, self.policy, None, replay)
+
+        # As `check` does (runner.measure_and_check): a block that rests on timing alone is measured again.
+        suspects = [c for c in cases if blocks_on_timing_alone(judge(c)[1], self.policy)]
+        if suspects:
+            again = measure_queries(target, [c.query for c in suspects], measure_settings(profile), stamps, replayable)
+            measured.outcomes.update(again.outcomes)
+            measured.replays.update(again.replays)
+        records = []
+        for case in cases:
+            after, result = judge(case)
+            replay = measured.replays.get(case.query.name)
             records.append(
                 Record(
                     "querywarden", case, rep, result.verdict.value, result.blocking, 0.0, 0.0,

@@ -115,7 +115,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except QuerywardenError as exc:
             raise _Failure(mask_dsn(str(exc))) from None
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            raise _Failure("interrupted; the run did not complete") from None
+        except (click.ClickException, click.exceptions.Exit, SystemExit):
             raise
         except Exception:
             click.echo(mask_dsn(traceback.format_exc()), err=True)
@@ -209,3 +211,7 @@ def demo(dsn: str | None, example_dir: Path | None) -> None:
 
 main.add_command(report)
 main.add_command(import_stats)
+
+
+if __name__ == "__main__":
+    main()
