@@ -209,12 +209,9 @@ class BaselineStore:
     def load(self, name: str) -> Observation | None:
         """The baseline for `name`, or None when no file exists (a corrupt file raises)."""
         path = self.path_for(name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = _read_if_exists(path)
+        if text is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BaselineError(f"{path}: cannot be read ({exc}); check its permissions or restore it") from None
         observation = parse(text, str(path))
         if file_name(observation.name) != path.name:
             raise BaselineError(
@@ -246,11 +243,21 @@ class BaselineStore:
         return removed
 
 
-def _read(path: Path) -> str:
+def _read_if_exists(path: Path) -> str | None:
+    """A baseline file's text, or None when there is no file; an unreadable file is an error."""
     try:
         return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot be read ({exc}); check its permissions or restore it") from None
+
+
+def _read(path: Path) -> str:
+    text = _read_if_exists(path)
+    if text is None:
+        raise BaselineError(f"{path}: disappeared while being read; re-run")
+    return text
 
 
 # --- Per-test baselines (the pytest plugin) ------------------------------------------------------
@@ -374,12 +381,9 @@ class PathBaselineStore:
     def load(self, test: str) -> PathBaseline | None:
         """The baseline of `test`, or None when it has no file (a corrupt or mismatched file raises)."""
         path = self.path_for(test)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = _read_if_exists(path)
+        if text is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BaselineError(f"{path}: cannot be read ({exc}); check its permissions or restore it") from None
         baseline = parse_path(text, str(path))
         if baseline.test != test:
             raise BaselineError(
