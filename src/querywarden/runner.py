@@ -34,7 +34,7 @@ from .observation import Observation
 from .query import GuardedQuery
 from .seed import Seed, ensure_template
 from .stats import TimingComparison
-from .verdict import QueryResult, RunResult, Verdict
+from .verdict import QueryResult, RunResult
 
 Progress = Callable[[str], None]
 Outcome = Observation | MeasureFailure
@@ -286,7 +286,8 @@ def update(
     *,
     prune: bool = False,
 ) -> list[UpdateOutcome]:
-    """Record baselines. A file whose verdict would be `pass` and whose plan is unchanged is left alone."""
+    """Record baselines. A file whose plan and work are unchanged and whose verdict would not block is
+    left alone, so timing noise never churns a diff."""
     report: list[UpdateOutcome] = []
     for query in queries:
         outcome = measured.outcomes[query.name]
@@ -295,7 +296,8 @@ def update(
             continue
         before = store.load(query.name)
         if before is not None and _same_except_timing(before, outcome):
-            if compare(query.name, before, outcome, policy).verdict == Verdict.PASS:
+            # Same plan and work: timing drift that would not block is noise, not news for a diff.
+            if not compare(query.name, before, outcome, policy).blocking:
                 report.append(UpdateOutcome(query.name, "unchanged"))
                 continue
         written = store.write(outcome)
