@@ -448,12 +448,13 @@ def _same_except_timing(a: Observation, b: Observation) -> bool:
 
 
 def unchanged(old: PathBaseline, new: PathBaseline, verdict: PathVerdict) -> bool:
-    """True when rewriting `old` would only churn timing figures: same statements, same plans, all pass."""
+    """True when rewriting `old` would only churn timing figures: same statements, same plans and work,
+    and a verdict that does not block (timing drift below that is noise, as in runner.update)."""
     if old.test != new.test or old.calls_per_minute != new.calls_per_minute or len(old.statements) != len(new.statements):
         return False
     if not all(_same_except_timing(a, b) for a, b in zip(old.statements, new.statements)):
         return False
-    return verdict.status == "pass" and all(r.verdict == Verdict.PASS for r in verdict.results)
+    return not verdict.blocking
 
 
 # --- words for people --------------------------------------------------------------------------------
@@ -621,7 +622,7 @@ def check_path(
     measurements = measure_path(groups, spec, target, befores)
     measured = measurements.outcomes
     verdict = judge(spec, groups, measured, baseline, policy, skipped, measurements.replays)
-    if not update and baseline is not None:
+    if baseline is not None:
         suspects = timing_only_suspects(verdict, befores, policy)
         if suspects:
             # Only the clock says slower: measure those again, the machine probed afresh, and let the
