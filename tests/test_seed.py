@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from querywarden.database import Server
 from querywarden.errors import ConfigError, DatabaseError
-from querywarden.seed import Seed, build, drop_template, ensure_template, template_name
+from querywarden.seed import _LOCK_CLASS, Seed, build, drop_template, ensure_template, template_name
 
 SEED_MODULE = textwrap.dedent(
     """
@@ -187,3 +188,36 @@ def test_a_failed_build_leaves_no_database_behind(server: Server, tmp_path: Path
     with pytest.raises(DatabaseError, match=r"broken.sql statement 2 failed: invalid input syntax for type integer"):
         ensure_template(server, seed)
     assert not server.exists(name) and not server.exists(f"{name}_building")
+
+
+def _small_seed(directory: Path) -> Seed:
+    directory.mkdir()
+    (directory / "schema.sql").write_text(f"-- {uuid.uuid4()}\nCREATE TABLE t (id int);\n", encoding="utf-8")
+    return Seed((), 1.0, directory, schema=("schema.sql",))
+
+
+def test_a_build_waits_only_for_a_build_of_the_same_template(server: Server, pg_dsn: str, tmp_path: Path) -> None:
+    """Another run building template A (its lock held here) holds up A, never an unrelated seed B."""
+    seed_a, seed_b = _small_seed(tmp_path / "a"), _small_seed(tmp_path / "b")
+    name_a, name_b = template_name(seed_a), template_name(seed_b)
+    said_a: list[str] = []
+    said_b: list[str] = []
+    outcome: list[object] = []
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as other_run:
+            other_run.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name_a))
+            waiting = threading.Thread(target=lambda: outcome.append(ensure_template(server, seed_a, said_a.append)))
+            waiting.start()
+            assert ensure_template(server, seed_b, said_b.append) == name_b  # not held up by A's lock
+            for _ in range(600):  # A must be waiting for the lock, not building
+                if said_a:
+                    break
+                waiting.join(0.05)
+            assert said_a == [f"waiting for another run to finish building seeded template {name_a}"]
+            assert not server.exists(name_a)
+        waiting.join(60)  # the other run's session ended: its lock is gone
+        assert outcome == [name_a] and server.exists(name_a)
+    finally:
+        drop_template(server, name_a)
+        drop_template(server, name_b)
+    assert not any("waiting" in line for line in said_b)

@@ -36,7 +36,9 @@ from .sqlscan import scan, split_statements
 
 Progress = Callable[[str], None]
 STATISTICS_TARGET = 10000
-_LOCK_KEY = 0x71776172  # advisory lock serialising template builds on one server
+# Advisory lock class of template builds; the second key is the template name's hash, so builds of
+# one template are serialised while builds of different seeds (a 10x build, a test's tiny seed) run side by side.
+_LOCK_CLASS = 0x71776172
 # Seed statements that write rows, by their command tag.
 _WRITING_TAGS = ("INSERT", "COPY", "UPDATE", "SELECT", "MERGE")
 # Keyword arguments a seed callable may declare to receive.
@@ -263,16 +265,17 @@ def template_name(seed: Seed) -> str:
 def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> str:
     """The seeded template database for `seed` on `server`, built now unless a complete one exists.
 
-    Builds run under an advisory lock and into a temporary name that is renamed only when complete,
-    so concurrent runs (xdist workers) build once and an interrupted build is never reused.
+    Builds run under an advisory lock on the template's name and into a temporary name that is
+    renamed only when complete, so concurrent runs (xdist workers) build it once and an
+    interrupted build is never reused.
     """
     name = template_name(seed)
     with server.admin() as admin:
         try:
-            locked = admin.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
+            locked = admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name)).fetchone()
             if not (locked and locked[0]):
-                progress("waiting for another run to finish building a seeded template on this server")
-                admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+                progress(f"waiting for another run to finish building seeded template {name}")
+                admin.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name))
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot build seeded template {name}: {scrub(str(exc).splitlines()[0], server.dsn)}") from None
         try:
@@ -294,7 +297,7 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
             raise DatabaseError(f"cannot build seeded template {name}: {scrub(str(exc).splitlines()[0], server.dsn)}") from None
         finally:
             if not admin.closed:
-                admin.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                admin.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_CLASS, name))
 
 
 def drop_template(server: Server, name: str) -> None:
