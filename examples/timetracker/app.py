@@ -49,11 +49,15 @@ def recent_entries(conn: psycopg.Connection[Any], user_id: int, limit: int = 50)
             """
             SELECT te.id, te.description, te.started_at, te.stopped_at, te.duration_s, te.billable,
                    te.project_id, p.name AS project_name, p.color AS project_color
-            FROM time_entries te
+            FROM (
+                SELECT id, description, started_at, stopped_at, duration_s, billable, project_id
+                FROM time_entries
+                WHERE user_id = %(user_id)s
+                ORDER BY started_at DESC
+                LIMIT %(limit)s
+            ) AS te
             LEFT JOIN projects p ON p.id = te.project_id
-            WHERE te.user_id = %(user_id)s
             ORDER BY te.started_at DESC
-            LIMIT %(limit)s
             """,
             {"user_id": user_id, "limit": limit},
         )

@@ -24,11 +24,17 @@ WHERE user_id = %(user_id)s AND stopped_at IS NULL;
 -- params: {"user_id": 1187}
 SELECT te.id, te.description, te.started_at, te.stopped_at, te.duration_s, te.billable,
        te.project_id, p.name AS project_name, p.color AS project_color
-FROM time_entries te
+FROM (
+    -- the page first, then the projects of its 50 rows: joining before the LIMIT let the planner
+    -- weigh a Memoize cache over every entry of the user, a choice that flipped with table size
+    SELECT id, description, started_at, stopped_at, duration_s, billable, project_id
+    FROM time_entries
+    WHERE user_id = %(user_id)s
+    ORDER BY started_at DESC
+    LIMIT 50
+) AS te
 LEFT JOIN projects p ON p.id = te.project_id
-WHERE te.user_id = %(user_id)s
-ORDER BY te.started_at DESC
-LIMIT 50;
+ORDER BY te.started_at DESC;
 
 -- name: active_projects
 -- calls-per-minute: 2500

@@ -13,9 +13,13 @@ select
     entry.project_id,
     project.name  as project_name,  -- shown next to each entry in the timeline
     project.color as project_color
-from time_entries as entry
+from (
+        select id, description, started_at, stopped_at, duration_s, billable, project_id
+        from time_entries
+        where user_id = %(user_id)s
+        order by started_at desc
+        limit 50
+    ) as entry
     left outer join projects as project
         on entry.project_id = project.id
-where entry.user_id = %(user_id)s
-order by entry.started_at desc
-limit 50;
+order by entry.started_at desc;
