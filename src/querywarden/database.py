@@ -124,6 +124,18 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def create_statement(dbname: str, template: str | None, server_version: int) -> sql.Composed:
+    """CREATE DATABASE, copying a template file by file where the server can (PostgreSQL >= 15).
+
+    FILE_COPY copies a seeded template in about a second where WAL_LOG, 15's default, writes every
+    block to the WAL; PostgreSQL 14 has only the file copy and no STRATEGY option.
+    """
+    if not template:
+        return sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+    strategy = sql.SQL(" STRATEGY FILE_COPY") if server_version >= 150000 else sql.SQL("")
+    return sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(sql.Identifier(dbname), sql.Identifier(template), strategy)
+
+
 @dataclass(frozen=True)
 class Server:
     """A PostgreSQL server reached through an admin DSN, used to create and drop throwaway databases."""
@@ -149,14 +161,9 @@ class Server:
                 raise DatabaseError(f"cannot look up database {dbname!r}: {scrub(_first_line(exc), self.dsn)}") from None
 
     def create(self, dbname: str, template: str | None = None) -> None:
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
-        if template:
-            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(dbname), sql.Identifier(template)
-            )
         with self.admin() as conn:
             try:
-                conn.execute(statement)
+                conn.execute(create_statement(dbname, template, conn.info.server_version))
             except psycopg.errors.ObjectInUse:
                 raise DatabaseError(
                     f"cannot clone database {template!r}: other sessions are connected to it; "
