@@ -13,7 +13,7 @@ import pytest
 
 from querywarden.database import Server
 from querywarden.errors import ConfigError, DatabaseError
-from querywarden.seed import _LOCK_CLASS, Seed, build, drop_template, ensure_template, template_name
+from querywarden.seed import BUILD_LOCK_CLASS, Seed, build, drop_template, ensure_template, template_name
 
 SEED_MODULE = textwrap.dedent(
     """
@@ -205,7 +205,7 @@ def test_a_build_waits_only_for_a_build_of_the_same_template(server: Server, pg_
     outcome: list[object] = []
     try:
         with psycopg.connect(pg_dsn, autocommit=True) as other_run:
-            other_run.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name_a))
+            other_run.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (BUILD_LOCK_CLASS, name_a))
             waiting = threading.Thread(target=lambda: outcome.append(ensure_template(server, seed_a, said_a.append)))
             waiting.start()
             assert ensure_template(server, seed_b, said_b.append) == name_b  # not held up by A's lock

@@ -18,6 +18,7 @@ from .baseline import BaselineStore
 from .catalog import load_catalogs
 from .cli_report import report
 from .cli_stats import import_stats
+from .cli_templates import templates
 from .config import Config, load_config
 from .database import mask_dsn, resolve_dsn
 from .errors import ConfigError, QuerywardenError
@@ -210,6 +211,7 @@ def demo(dsn: str | None, example_dir: Path | None) -> None:
 
 
 main.add_command(report)
+main.add_command(templates)
 main.add_command(import_stats)
 
 

@@ -20,9 +20,11 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ Progress = Callable[[str], None]
 STATISTICS_TARGET = 10000
 # Advisory lock class of template builds; the second key is the template name's hash, so builds of
 # one template are serialised while builds of different seeds (a 10x build, a test's tiny seed) run side by side.
-_LOCK_CLASS = 0x71776172
+BUILD_LOCK_CLASS = 0x71776172
 # Seed statements that write rows, by their command tag.
 _WRITING_TAGS = ("INSERT", "COPY", "UPDATE", "SELECT", "MERGE")
 # Keyword arguments a seed callable may declare to receive.
@@ -258,6 +260,101 @@ def build(server: Server, seed: Seed, name: str, progress: Progress = _quiet) ->
     return BuildReport(name, rows, load_s, analyze_s, tuple(tables))
 
 
+# Each seeded template's comment (COMMENT ON DATABASE) records its scale, when it was built and when a run
+# last used it, so unused templates can be pruned without a table of our own. Times are the server's, in UTC.
+_COMMENT_KIND = "querywarden seeded template"
+_COMMENT_AND_NOW = "SELECT shobj_description(oid, 'pg_database'), now() FROM pg_database WHERE datname = %s"
+# A reuse within this long of the recorded one writes nothing: xdist workers starting together write once,
+# and pruning, counted in hours or days, never drops a template used this recently.
+RECORD_EVERY = timedelta(minutes=10)
+# COMMENT ON DATABASE waits for any clone of the template in progress (CREATE DATABASE ... TEMPLATE holds
+# a share lock on it until it commits); a reuse waits this long at most, then leaves the record as it is.
+_RECORD_LOCK_TIMEOUT = "1s"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a seeded template's comment records; a time is None when it was not recorded."""
+
+    scale: float | None
+    built_at: datetime | None
+    last_used_at: datetime | None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def usage_comment(usage: Usage) -> str:
+    """The comment that records `usage` on a template: one line of JSON that reads well in psql's `\\l+`."""
+    return json.dumps({
+        "querywarden": _COMMENT_KIND,
+        "scale": usage.scale,
+        "built_at": _iso(usage.built_at),
+        "last_used_at": _iso(usage.last_used_at),
+    })
+
+
+def read_usage(comment: str | None) -> Usage | None:
+    """The usage a template's comment records; None when it records none (built by a querywarden that did
+    not record it, or a comment someone else wrote)."""
+    if not comment:
+        return None
+    try:
+        record = json.loads(comment)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("querywarden") != _COMMENT_KIND:
+        return None
+    scale = record.get("scale")
+    return Usage(
+        float(scale) if isinstance(scale, (int, float)) and not isinstance(scale, bool) else None,
+        _moment(record.get("built_at")),
+        _moment(record.get("last_used_at")),
+    )
+
+
+def _record_reuse(
+    admin: psycopg.Connection[Any], name: str, scale: float, comment: str | None, now: datetime, progress: Progress
+) -> None:
+    """Record a reuse of the template unless its record is younger than RECORD_EVERY."""
+    previous = read_usage(comment)
+    last = previous.last_used_at if previous else None
+    if last is not None and timedelta(0) <= now - last < RECORD_EVERY:
+        return
+    _record_use(admin, name, scale, previous.built_at if previous else None, now, progress)
+
+
+def _record_use(
+    admin: psycopg.Connection[Any], name: str, scale: float, built_at: datetime | None, now: datetime, progress: Progress
+) -> None:
+    """Stamp the template's comment with this use, in one round trip. A clone in progress holds the record
+    up for a second at most (that run's own use is recorded); a user who may not comment on the template
+    (not its owner) still gets the template, only the record is missing."""
+    statement = sql.SQL("SET LOCAL lock_timeout = {}; COMMENT ON DATABASE {} IS {}").format(
+        sql.Literal(_RECORD_LOCK_TIMEOUT), sql.Identifier(name), sql.Literal(usage_comment(Usage(scale, built_at, now)))
+    )
+    try:
+        admin.execute(statement)
+    except psycopg.errors.LockNotAvailable:
+        pass
+    except psycopg.Error as exc:
+        progress(f"cannot record the use of seeded template {name} ({str(exc).strip().splitlines()[0]}); "
+                 "`querywarden templates --prune` will go by its last recorded use")
+
+
 def template_name(seed: Seed) -> str:
     return f"qw_seed_{seed.fingerprint()}"
 
@@ -272,15 +369,17 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
     name = template_name(seed)
     with server.admin() as admin:
         try:
-            locked = admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name)).fetchone()
+            locked = admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (BUILD_LOCK_CLASS, name)).fetchone()
             if not (locked and locked[0]):
                 progress(f"waiting for another run to finish building seeded template {name}")
-                admin.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name))
+                admin.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (BUILD_LOCK_CLASS, name))
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot build seeded template {name}: {scrub(str(exc).splitlines()[0], server.dsn)}") from None
         try:
-            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            found = admin.execute(_COMMENT_AND_NOW, (name,)).fetchone()
+            if found:
                 progress(f"reusing seeded template {name}")
+                _record_reuse(admin, name, seed.scale, found[0], found[1], progress)
                 return name
             building = f"{name}_building"
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
@@ -292,12 +391,15 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
             )
             admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(name)))
             admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
+            built = admin.execute("SELECT now()").fetchone()
+            if built:
+                _record_use(admin, name, seed.scale, built[0], built[0], progress)
             return name
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot build seeded template {name}: {scrub(str(exc).splitlines()[0], server.dsn)}") from None
         finally:
             if not admin.closed:
-                admin.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_CLASS, name))
+                admin.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (BUILD_LOCK_CLASS, name))
 
 
 def drop_template(server: Server, name: str) -> None:
