@@ -7,6 +7,7 @@ DML leaves no trace → each bad input exits 2 with its message.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -232,15 +233,18 @@ def test_ctrl_c_exits_2_not_as_a_verdict(example_db: str, tmp_path: Path) -> Non
     import sys
     import time
 
-    path = write_catalog(tmp_path / "slow.sql", [GuardedQuery("sleepy", "SELECT pg_sleep(20)", None, calls_per_minute=1)])
+    marker = f"sleepy_{uuid.uuid4().hex[:10]}"  # tells this run's statement from another run's on a shared server
+    path = write_catalog(tmp_path / "slow.sql", [GuardedQuery("sleepy", f"SELECT pg_sleep(20) AS {marker}", None, calls_per_minute=1)])
     process = subprocess.Popen(
         [sys.executable, "-m", "querywarden.cli", "check", "--catalog", str(path), "--baselines", str(tmp_path / "b"),
          "--dsn", example_db],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background inherits SIGINT ignored, and Python keeps it so
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    with psycopg.connect(example_db) as watcher:  # wait until the statement runs, then interrupt
+    with psycopg.connect(example_db) as watcher:  # wait until the statement runs (on the run's clone), then interrupt
         for _ in range(200):
-            if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'").fetchone() != (0,):
+            if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()", (f"%{marker}%",)).fetchone() != (0,):
                 break
             time.sleep(0.1)
     process.send_signal(signal.SIGINT)
