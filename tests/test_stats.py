@@ -193,13 +193,44 @@ def test_bootstrap_median_draws_follow_the_law_of_resampled_medians() -> None:
         assert seen[value] / draws == pytest.approx(count / 4**4, abs=0.01)
 
 
-def test_large_samples_fall_back_to_plain_resampling() -> None:
+@pytest.mark.parametrize("n", [101, 102])
+def test_large_samples_draw_resampled_medians_from_the_same_law(n: int) -> None:
+    """Beyond the tabulated sizes, medians are drawn from Beta order statistics: the law is the same.
+
+    The tabulated law (exact, any n) is the reference: the empirical distribution of 20,000 draws
+    must be within the Kolmogorov-Smirnov bound 1.95 / sqrt(20000) ~ 0.014 of it (0.1% level).
+    """
+    values = [float(2**i) if i < 60 else float(i * i) for i in range(n)]  # distinct, unevenly spaced
+    sampler = stats._BootstrapMedian(values)
+    assert not sampler.tabulated
+    lows, highs, cdf = stats._bootstrap_median_law(n)
+    ordered = sorted(values)
+    law: dict[float, float] = {}
+    previous = 0.0
+    for low, high, cumulative in zip(lows, highs, cdf):
+        median = (ordered[low] + ordered[high]) / 2.0
+        law[median] = law.get(median, 0.0) + cumulative - previous
+        previous = cumulative
+    rng = random.Random(11)
+    draws = 20_000
+    seen = Counter(sampler.draw(rng) for _ in range(draws))
+    assert set(seen) <= set(law)
+    expected = observed = 0.0
+    worst = 0.0
+    for value in sorted(law):
+        expected += law[value]
+        observed += seen[value] / draws
+        worst = max(worst, abs(observed - expected))
+    assert worst < 1.95 / math.sqrt(draws)
+
+
+def test_large_samples_give_an_interval_around_the_true_ratio() -> None:
     rng = random.Random(13)
     a, b = timings(rng, 300), timings(rng, 300, scale=1.2)
     ratio, low, high = ratio_of_medians_ci(a, b, resamples=300)
     assert low < ratio < high
     assert low < 1.2 < high
-    assert not stats._BootstrapMedian(a).exact
+    assert ratio_of_medians_ci(a, b, resamples=300) == (ratio, low, high)  # seeded: reproducible
 
 
 def test_ratio_ci_is_deterministic_and_brackets_the_point_estimate() -> None:
@@ -519,6 +550,62 @@ def test_adaptive_sampler_without_b_stops_when_the_median_is_precise() -> None:
     assert noisy.stop_reason == "max_samples"
     assert len(noisy.samples_a) == 60
     assert noisy.relative_se >= 0.02
+
+
+def test_later_looks_are_spaced_by_a_tenth_of_the_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    looks: list[int] = []
+    real = stats.compare_timings
+
+    def counting(a: Sequence[float], b: Sequence[float], **kwargs: float) -> stats.TimingComparison:
+        looks.append(len(a))
+        return real(a, b, **kwargs)
+
+    monkeypatch.setattr(stats, "compare_timings", counting)
+    rng, clock = random.Random(0), FakeClock()
+    result = sample_adaptively(
+        fake_query(rng, clock, median_ms=1.0, sigma=lognormal_sigma(0.10)),
+        fake_query(rng, clock, median_ms=1.10, sigma=lognormal_sigma(0.10)),
+        min_samples=7,
+        max_samples=300,
+        time_cap_s=100.0,
+        clock=clock,
+    )
+    # every 5 rounds while 10% of the samples is fewer, then every 10%; the last comparison is at the cap
+    assert looks[:12] == [7, 12, 17, 22, 27, 32, 37, 42, 47, 52, 57, 62]
+    assert looks[12:] == [68, 74, 81, 89, 97, 106, 116, 127, 139, 152, 167, 183, 201, 221, 243, 267, 293, 300]
+    assert result.stop_reason == "max_samples" and result.comparison is not None and result.comparison.n_baseline == 300
+
+
+def replay_decisions(shift: float, max_samples: int, trials: int = 30) -> Counter[str]:
+    """Decisions of the adaptive sampler on sub-millisecond queries at CV 25%, as a replay samples them."""
+    tally: Counter[str] = Counter()
+    for seed in range(trials):
+        rng, clock = random.Random(seed), FakeClock()
+        result = sample_adaptively(
+            fake_query(rng, clock, median_ms=0.7, sigma=SIGMA_25),
+            fake_query(rng, clock, median_ms=0.7 * shift, sigma=SIGMA_25),
+            min_samples=7,
+            max_samples=max_samples,
+            time_cap_s=100.0,
+            clock=clock,
+        )
+        assert result.comparison is not None
+        tally[result.comparison.decision] += 1
+    return tally
+
+
+def test_the_replay_budget_tells_a_one_point_two_slowdown_from_noise() -> None:
+    from querywarden.measure import REPLAY_SAMPLE_FACTOR, MeasureSettings
+
+    budget = REPLAY_SAMPLE_FACTOR * MeasureSettings().max_samples
+    # x1.2 against the x1.1 minimum effect at CV 25%: 30 of 30 with the budget (some take 300+ pairs)
+    slower = replay_decisions(1.2, budget)
+    assert slower["slower"] >= 29, slower
+    # the former cap of 160 pairs left 9 of 30 inconclusive, which is a pass
+    assert replay_decisions(1.2, 160)["slower"] <= 24
+    # and no change at all is never called slower, however long the sampler keeps looking
+    same = replay_decisions(1.0, budget)
+    assert same["slower"] == 0 and same["same"] >= 27, same
 
 
 def test_adaptive_sampler_rejects_bad_settings() -> None:

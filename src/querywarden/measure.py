@@ -200,6 +200,17 @@ def collect_samples(run_once: Callable[[], float], settings: MeasureSettings) ->
     return list(result.samples_a)
 
 
+# The budget of a same-run A/B, as multiples of `max_samples` and `time_cap_s` (defaults: 600 pairs,
+# 4.5 s). A clear answer stops it within a few dozen pairs; a close call keeps sampling while it is
+# inconclusive. Pairs of sub-millisecond queries are cheap, and telling a x1.2 slowdown from the
+# x1.1 minimum effect at 98% confidence in 95% of runs takes a fixed-size test ~150 pairs at a CV
+# of 15% and ~600 at 30% (a loaded runner); stopping early on clear answers, the sampler needs
+# fewer on average but as many in its close calls. The sample cap allows that many, the time cap
+# bounds what a slow query can cost.
+REPLAY_SAMPLE_FACTOR = 15
+REPLAY_TIME_FACTOR = 3
+
+
 def replay_against(
     conn: psycopg.Connection[Any],
     baseline_sql: str,
@@ -209,8 +220,10 @@ def replay_against(
 ) -> TimingComparison | None:
     """Same-run A/B: time the baseline's SQL and the new SQL interleaved on one connection.
 
-    Machine speed then cancels out of the comparison. Returns None when the baseline SQL cannot run
-    with today's parameters (a renamed placeholder, a dropped column): the stored timing is used then.
+    Machine speed then cancels out of the comparison. It samples until `compare_timings` decides,
+    or up to REPLAY_SAMPLE_FACTOR * max_samples pairs or REPLAY_TIME_FACTOR * time_cap_s seconds
+    (after the warm-ups). Returns None when the baseline SQL cannot run with today's parameters (a
+    renamed placeholder, a dropped column): the stored timing is used then.
     """
     try:
         with conn.cursor() as cur:
@@ -219,10 +232,9 @@ def replay_against(
             result = sample_adaptively(
                 lambda: _timed(cur, baseline_sql, query.params, read_only),
                 lambda: _timed(cur, query.sql, query.params, read_only),
-                # Pairs of sub-millisecond queries are cheap: let a close call gather more of them.
                 min_samples=settings.min_samples,
-                max_samples=4 * settings.max_samples,
-                time_cap_s=2 * settings.time_cap_s,
+                max_samples=REPLAY_SAMPLE_FACTOR * settings.max_samples,
+                time_cap_s=REPLAY_TIME_FACTOR * settings.time_cap_s,
             )
     except pg_errors.QueryCanceled:
         return None
