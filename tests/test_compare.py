@@ -161,3 +161,46 @@ def test_extra_db_time_counts_every_extra_statement_of_an_n_plus_one_path() -> N
     assert result.extra_ms_per_minute == 1500
     assert result.verdict == Verdict.FAIL
     assert "+1.5 s of DB time per minute ≈ 0.03 cores at 60 calls/min (budget 1 s)" in result.reasons
+
+
+def test_flagged_on_timing_alone_covers_warns_and_blocks_that_only_the_clock_shows() -> None:
+    from dataclasses import replace
+
+    from querywarden.compare import flagged_on_timing_alone
+
+    # hot, x1.5 against the stored timing alone: a warn (stored timing blocks only past x2) resting on the clock
+    hot_warn = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=15, spread=0.5), POLICY)
+    assert hot_warn.verdict == Verdict.WARN and flagged_on_timing_alone(hot_warn, POLICY)
+    # rare, x3 by the clock alone: a warn too
+    rare_warn = compare("q", observation(calls=5, median_ms=10, spread=0.5), observation(calls=5, median_ms=30, spread=0.5), POLICY)
+    assert rare_warn.verdict == Verdict.WARN and flagged_on_timing_alone(rare_warn, POLICY)
+    # rare and doing twice the work: it warns whatever the clock says, so measuring again changes nothing
+    more_work = compare(
+        "q", observation(calls=5, plan=index_plan(blocks=1000)), observation(calls=5, plan=index_plan(blocks=2000), median_ms=30), POLICY
+    )
+    assert more_work.verdict == Verdict.WARN and not flagged_on_timing_alone(more_work, POLICY)
+    # rare and doing more work (a warn), but the clock puts it over the DB-time budget (a block): the block rests on timing
+    over_budget = compare(
+        "q",
+        observation(calls=5, plan=index_plan(blocks=1000), median_ms=100),
+        observation(calls=5, plan=index_plan(blocks=2000), median_ms=400, spread=1),
+        POLICY,
+    )
+    assert over_budget.blocking and flagged_on_timing_alone(over_budget, POLICY)
+    # a block on timing alone is flagged, as blocks_on_timing_alone says; a block on work is not
+    timing = compare("q", observation(median_ms=1, spread=0.05), observation(median_ms=5, spread=0.05), POLICY)
+    assert timing.blocking and flagged_on_timing_alone(timing, POLICY)
+    work = compare("q", observation(), observation(plan=seq_plan(), median_ms=48.0), POLICY)
+    assert work.blocking and not flagged_on_timing_alone(work, POLICY)
+    # a same-run A/B that says slower is timing too: it is replayed again
+    from querywarden.stats import TimingComparison
+
+    rare_policy = Policy(hot_calls_per_minute=10**6)
+    slower = TimingComparison(1.42, 1.31, 1.55, 0.001, "slower", 20, 20, 0.98)
+    replayed = compare("q", observation(), observation(), rare_policy, replay=slower)
+    assert replayed.verdict == Verdict.WARN and flagged_on_timing_alone(replayed, rare_policy)
+    # nothing to confirm in a pass, an improvement or a verdict without both observations
+    assert not flagged_on_timing_alone(compare("q", observation(), observation(), POLICY), POLICY)
+    assert not flagged_on_timing_alone(compare("q", observation(plan=seq_plan()), observation(plan=index_plan()), POLICY), POLICY)
+    assert not flagged_on_timing_alone(compare("q", None, observation(), POLICY), POLICY)
+    assert not flagged_on_timing_alone(replace(hot_warn, after=None), POLICY)

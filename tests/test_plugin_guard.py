@@ -160,6 +160,16 @@ def test_only_slowdowns_that_the_clock_alone_shows_are_measured_again() -> None:
     assert timing_only_suspects(verdict, befores, Policy()) == [0]
 
 
+def test_a_warn_that_only_the_clock_shows_is_measured_again_in_a_check_not_in_an_update() -> None:
+    new = groups(A, B)
+    befores = [measured(g, RARE, median_ms=1.0) for g in new]
+    afters = [measured(new[0], RARE, median_ms=10.0, spread=0.1), measured(new[1], RARE, median_ms=10.0, spread=0.1, plan=index_plan(blocks=400))]
+    verdict = judge(RARE, new, afters, recorded(RARE, *befores), Policy())
+    assert [(r.verdict.value, r.blocking) for r in verdict.results] == [("warn", False), ("warn", False)]
+    assert timing_only_suspects(verdict, befores, Policy()) == [0]  # the other warns on its work too
+    assert timing_only_suspects(verdict, befores, Policy(), warns=False) == []  # a warn never changes what update writes
+
+
 # --- where statements are measured (real PostgreSQL) ---------------------------------------------
 
 

@@ -29,7 +29,7 @@ import psycopg
 
 from .baseline import PathBaseline, PathBaselineStore, observation_to_dict
 from .capture import CapturedStatement
-from .compare import Policy, blocks_on_timing_alone, compare
+from .compare import Policy, blocks_on_timing_alone, compare, flagged_on_timing_alone
 from .database import Server, connect, dbname_of, mask_dsn
 from .errors import QuerywardenError
 from .fingerprint import SqlIdentity, identify
@@ -423,12 +423,16 @@ def judge(
     )
 
 
-def timing_only_suspects(verdict: PathVerdict, befores: Sequence[Observation | None], policy: Policy) -> list[int]:
-    """Positions of statements that block on timing alone: with the baseline's timing they would not."""
+def timing_only_suspects(
+    verdict: PathVerdict, befores: Sequence[Observation | None], policy: Policy, *, warns: bool = True
+) -> list[int]:
+    """Positions of statements that block (or, with `warns`, warn) on timing alone: with the baseline's
+    timing they would not."""
+    suspect = flagged_on_timing_alone if warns else blocks_on_timing_alone
     return [
         position
         for position, (result, before, after) in enumerate(zip(verdict.results, befores, verdict.measured))
-        if before is not None and isinstance(after, Observation) and blocks_on_timing_alone(result, policy)
+        if before is not None and isinstance(after, Observation) and suspect(result, policy)
     ]
 
 
@@ -623,7 +627,8 @@ def check_path(
     measured = measurements.outcomes
     verdict = judge(spec, groups, measured, baseline, policy, skipped, measurements.replays)
     if baseline is not None:
-        suspects = timing_only_suspects(verdict, befores, policy)
+        # In update mode only a block matters (it keeps the old baseline); a warn is confirmed in a check.
+        suspects = timing_only_suspects(verdict, befores, policy, warns=not update)
         if suspects:
             # Only the clock says slower: measure those again, the machine probed afresh, and let the
             # second measurement decide. A real slowdown shows twice; a burst of load rarely does.
@@ -632,6 +637,7 @@ def check_path(
             )
             for i, outcome in zip(suspects, again.outcomes):
                 measured[i] = outcome
+            measurements.replays.update(again.replays)  # a same-run A/B is re-run too: the new one decides
             verdict = judge(spec, groups, measured, baseline, policy, skipped, measurements.replays)
     path = store.path_for(spec.test)
     shown_path = _rel(path, root)
