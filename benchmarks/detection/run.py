@@ -6,7 +6,7 @@
 
 The labelled scenarios of `corpus.py` are measured on clones of the seeded time-tracker example,
 each several times, by querywarden (`runner.measure_queries` + `compare.compare` + the re-measure of
-timing-only blocks, as `check` does)
+timing-only blocks and warns, as `check` does)
 and by pytest-benchmark's `--benchmark-compare-fail=median:10%` (the tool a team would pick instead:
 a generated pytest file per scenario times each query with the `benchmark` fixture; a baseline is
 saved once with `--benchmark-save`, every later run compares with it).
@@ -52,7 +52,7 @@ from corpus import EXTRA_CATALOG, SCENARIOS, SCHEMA_DIR, SWEEP, Scenario  # noqa
 
 from querywarden.baseline import BaselineStore  # noqa: E402
 from querywarden.catalog import load_catalogs, parse_catalog  # noqa: E402
-from querywarden.compare import Policy, blocks_on_timing_alone, compare  # noqa: E402
+from querywarden.compare import Policy, compare, flagged_on_timing_alone  # noqa: E402
 from querywarden.database import Server, connect  # noqa: E402
 from querywarden.errors import DatabaseError  # noqa: E402
 from querywarden.fingerprint import identify  # noqa: E402
@@ -286,6 +286,8 @@ class Querywarden:
         self.policy = policy
         self.baselines: dict[tuple[float, Profile], dict[str, Observation]] = {}
         self.run_walls: list[tuple[str, float, int]] = []  # (group, wall seconds, queries)
+        # timing-only verdicts measured again: (group, first verdict, verdict after the second measurement) -> count
+        self.remeasured: Counter[tuple[str, str, str]] = Counter()
 
     def record_baselines(self, db: Database, profile: Profile, queries: Sequence[GuardedQuery], directory: Path) -> None:
         store = BaselineStore(directory)
@@ -315,12 +317,15 @@ class Querywarden:
             replay = measured.replays.get(case.query.name)
             return after, compare(case.query.name, before[case.query.name], after, self.policy, None, replay)
 
-        # As `check` does (runner.measure_and_check): a block that rests on timing alone is measured again.
-        suspects = [c for c in cases if blocks_on_timing_alone(judge(c)[1], self.policy)]
+        # As `check` does (runner.measure_and_check): a block or warn that rests on timing alone is measured again.
+        first = {c.query.name: judge(c)[1] for c in cases}
+        suspects = [c for c in cases if flagged_on_timing_alone(first[c.query.name], self.policy)]
         if suspects:
             again = measure_queries(target, [c.query for c in suspects], measure_settings(profile), stamps, replayable)
             measured.outcomes.update(again.outcomes)
             measured.replays.update(again.replays)
+            for case in suspects:
+                self.remeasured[(case.group, first[case.query.name].verdict.value, judge(case)[1].verdict.value)] += 1
         records = []
         for case in cases:
             after, result = judge(case)
@@ -1017,6 +1022,15 @@ def report(
             verdict = "meets <= 1%" if fa_rate <= 0.01 else "FAILS <= 1%"
             print(f"  {mode:<20} {smallest:<36} false alarms {pct(bad, total)} ({verdict})")
         print()
+
+    # ------------------------------------------------------------ the second measurement
+    print("Timing-only verdicts measured again (as `check` does), first verdict -> verdict after the second measurement:")
+    if not qw.remeasured:
+        print("  none")
+    for kind in sorted({g for g, _, _ in qw.remeasured}):
+        moves = sorted(((was, now), n) for (g, was, now), n in qw.remeasured.items() if g == kind)
+        print(f"  {kind:<13} " + ", ".join(f"{was}->{now} x{n}" for (was, now), n in moves))
+    print()
 
     # ------------------------------------------------------------ time to a verdict
     print("Time to a verdict per query (seconds): median / p90 of the query's own time; fixed cost per run; wall per query")
