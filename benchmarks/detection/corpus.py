@@ -7,8 +7,8 @@ Every scenario is a change a pull request could make, on the example's catalog
   queries of the same name. A missing `-- calls-per-minute:` line keeps the base query's rate.
 * `schema`: extra schema items (files in `schema/`) loaded after `schema.sql`, before the seed: a
   migration. It builds another template with the same data fingerprint, so baselines stay valid.
-* `migration`: DDL run on the clone after seeding, for objects that `seed.sql` drops and re-creates
-  by name while bulk-loading (its secondary indexes on time_entries), which a schema item cannot drop.
+* `migration`: DDL run on the clone after seeding: a change applied to the already-seeded database,
+  with no template of its own.
 * `settings`: planner settings pinned for the baseline and for the run alike (as production would).
 * `statement_count`: how many times the code path now issues the query (N+1 loops, see below).
 * `expect`: the right verdict per query: "block" (a hot regression), "warn" (a regression of a rare

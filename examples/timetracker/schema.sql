@@ -59,7 +59,6 @@ CREATE TABLE time_entries (
     duration_s    integer,                   -- NULL while the timer is running
     billable      boolean     NOT NULL DEFAULT false,
     CONSTRAINT time_entries_stopped_after_started CHECK (stopped_at IS NULL OR stopped_at >= started_at),
-    -- bulk-load: the three foreign keys below are dropped and re-created by seed.sql
     CONSTRAINT time_entries_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id),
     CONSTRAINT time_entries_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id),
     CONSTRAINT time_entries_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id)
@@ -69,17 +68,15 @@ CREATE TABLE time_entry_tags (
     time_entry_id  bigint  NOT NULL,
     tag_id         integer NOT NULL,
     CONSTRAINT time_entry_tags_pkey PRIMARY KEY (time_entry_id, tag_id),
-    -- bulk-load: the two foreign keys below are dropped and re-created by seed.sql
     CONSTRAINT time_entry_tags_time_entry_id_fkey FOREIGN KEY (time_entry_id) REFERENCES time_entries (id) ON DELETE CASCADE,
     CONSTRAINT time_entry_tags_tag_id_fkey FOREIGN KEY (tag_id) REFERENCES tags (id)
 ) WITH (autovacuum_enabled = off);
 
 -- Indexes serving the hot queries (see queries.sql).
 --
--- NOTE: seed.sql bulk-loads time_entries and time_entry_tags the way pg_restore does: it drops the
--- foreign keys of those two tables and their secondary indexes (all but the primary keys and
--- time_entries_running_timer_idx), loads the rows, then re-creates them with the same names and
--- definitions. Keep the two files in step when changing any of those (they are marked "bulk-load").
+-- seed.sql loads time_entries and time_entry_tags the way pg_restore does: it sets their foreign
+-- keys and non-unique indexes aside, loads the rows, then re-creates them from the definitions it
+-- read from the catalog, so what is declared here (or changed by a migration) is what gets built.
 
 -- login: user_by_email is served by the users_email_key unique constraint above.
 
@@ -87,13 +84,13 @@ CREATE TABLE time_entry_tags (
 CREATE UNIQUE INDEX time_entries_running_timer_idx
     ON time_entries (user_id) WHERE stopped_at IS NULL;
 
--- recent_entries, week_totals_by_project: the entries of a user, newest first. (bulk-load)
+-- recent_entries, week_totals_by_project: the entries of a user, newest first.
 CREATE INDEX time_entries_user_started_idx ON time_entries (user_id, started_at DESC);
 
--- project detail pages / project totals. (bulk-load)
+-- project detail pages / project totals.
 CREATE INDEX time_entries_project_started_idx ON time_entries (project_id, started_at);
 
--- monthly_workspace_report: the entries of a workspace in a time range. (bulk-load)
+-- monthly_workspace_report: the entries of a workspace in a time range.
 CREATE INDEX time_entries_workspace_started_idx ON time_entries (workspace_id, started_at);
 
 -- active_projects: the projects of a workspace.
@@ -108,5 +105,5 @@ CREATE INDEX clients_workspace_idx ON clients (workspace_id);
 -- keeps tag names unique per workspace.
 CREATE UNIQUE INDEX tags_workspace_name_idx ON tags (workspace_id, name text_pattern_ops) INCLUDE (id);
 
--- "which entries carry this tag" (the primary key covers the other direction). (bulk-load)
+-- "which entries carry this tag" (the primary key covers the other direction).
 CREATE INDEX time_entry_tags_tag_idx ON time_entry_tags (tag_id);

@@ -33,27 +33,36 @@
 
 SELECT setseed(0.42);
 
--- Bulk-load preparation (see the note in schema.sql): maintaining three randomly-inserted B-trees
--- and checking five foreign keys row by row would make loading time_entries and time_entry_tags
--- take minutes, so, like pg_restore, drop them first and re-create them after the data is in.
--- The primary keys (appended in order) and the small partial index of running timers stay.
+-- Bulk-load preparation: maintaining three randomly-inserted B-trees and checking five foreign
+-- keys row by row would make loading time_entries and time_entry_tags take minutes, so, like
+-- pg_restore, set them aside and re-create them after the data is in. Their definitions are read
+-- from the catalog, as schema.sql (or a migration under review) made them, so nothing here repeats
+-- or could contradict the schema. Set aside: the foreign keys of the two tables and their
+-- non-unique indexes; the primary keys (appended in order) and the small unique partial index of
+-- running timers stay.
 
-ALTER TABLE time_entry_tags
-    DROP CONSTRAINT time_entry_tags_time_entry_id_fkey,
-    DROP CONSTRAINT time_entry_tags_tag_id_fkey;
+DO $$
+DECLARE
+    statement text;
+BEGIN
+    CREATE TEMPORARY TABLE bulk_load_deferred AS
+    SELECT 1 AS restore_order, i.indexrelid::regclass::text AS name,
+           format('DROP INDEX %s', i.indexrelid::regclass) AS set_aside,
+           pg_get_indexdef(i.indexrelid) AS restore
+    FROM pg_index i
+    WHERE i.indrelid IN ('time_entries'::regclass, 'time_entry_tags'::regclass) AND NOT i.indisunique
+    UNION ALL
+    SELECT 2, c.conname,
+           format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
+           format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+    FROM pg_constraint c
+    WHERE c.conrelid IN ('time_entries'::regclass, 'time_entry_tags'::regclass) AND c.contype = 'f';
 
-ALTER TABLE time_entries
-    DROP CONSTRAINT time_entries_workspace_id_fkey,
-    DROP CONSTRAINT time_entries_user_id_fkey,
-    DROP CONSTRAINT time_entries_project_id_fkey;
-
-DROP INDEX time_entries_user_started_idx;
-
-DROP INDEX time_entries_project_started_idx;
-
-DROP INDEX time_entries_workspace_started_idx;
-
-DROP INDEX time_entry_tags_tag_idx;
+    FOR statement IN SELECT set_aside FROM bulk_load_deferred ORDER BY restore_order DESC, name LOOP
+        EXECUTE statement;
+    END LOOP;
+END
+$$;
 
 -- Workspaces -----------------------------------------------------------------------------------
 
@@ -312,21 +321,16 @@ UNION ALL
 SELECT id, second_tag FROM picked WHERE second_tag IS NOT NULL
 ORDER BY 1, 2;
 
--- Bulk-load completion: re-create exactly what schema.sql declares -----------------------------
+-- Bulk-load completion: the indexes, then the foreign keys, exactly as they were ----------------
 
-CREATE INDEX time_entries_user_started_idx ON time_entries (user_id, started_at DESC);
+DO $$
+DECLARE
+    statement text;
+BEGIN
+    FOR statement IN SELECT restore FROM bulk_load_deferred ORDER BY restore_order, name LOOP
+        EXECUTE statement;
+    END LOOP;
+    DROP TABLE bulk_load_deferred;
+END
+$$;
 
-CREATE INDEX time_entries_project_started_idx ON time_entries (project_id, started_at);
-
-CREATE INDEX time_entries_workspace_started_idx ON time_entries (workspace_id, started_at);
-
-CREATE INDEX time_entry_tags_tag_idx ON time_entry_tags (tag_id);
-
-ALTER TABLE time_entries
-    ADD CONSTRAINT time_entries_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id),
-    ADD CONSTRAINT time_entries_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id),
-    ADD CONSTRAINT time_entries_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id);
-
-ALTER TABLE time_entry_tags
-    ADD CONSTRAINT time_entry_tags_time_entry_id_fkey FOREIGN KEY (time_entry_id) REFERENCES time_entries (id) ON DELETE CASCADE,
-    ADD CONSTRAINT time_entry_tags_tag_id_fkey FOREIGN KEY (tag_id) REFERENCES tags (id);
