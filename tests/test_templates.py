@@ -32,7 +32,7 @@ from querywarden.seed import (
     template_name,
     usage_comment,
 )
-from querywarden.templates import list_templates, prune_templates
+from querywarden.seeded_templates import list_templates, prune_templates
 
 LONG_AGO = datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
 WEEK = timedelta(days=7)

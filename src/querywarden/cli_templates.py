@@ -13,7 +13,7 @@ import click
 
 from .database import DSN_ENV, Server, mask_dsn, resolve_dsn
 from .errors import ConfigError
-from .templates import Pruned, SeededTemplate, human_age, is_seeded_name, list_templates, prune_templates
+from .seeded_templates import Pruned, SeededTemplate, human_age, is_seeded_name, list_templates, prune_templates
 
 # No bare `m`: minutes to one reader, months to another, and the difference is what gets dropped.
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|min|h|d|w)", re.IGNORECASE)
