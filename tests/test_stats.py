@@ -608,6 +608,42 @@ def test_the_replay_budget_tells_a_one_point_two_slowdown_from_noise() -> None:
     assert same["slower"] == 0 and same["same"] >= 27, same
 
 
+def test_early_looks_do_not_stop_on_a_chance_separation_of_a_few_noisy_pairs() -> None:
+    """No change at CV 35%: at its full alpha a look at 12 or 22 pairs called these two runs slower."""
+    sigma = lognormal_sigma(0.35)
+    for seed, pairs in ((36, 22), (282, 12)):
+        rng, clock = random.Random(seed), FakeClock()
+        result = sample_adaptively(
+            fake_query(rng, clock, median_ms=0.7, sigma=sigma),
+            fake_query(rng, clock, median_ms=0.7, sigma=sigma),
+            min_samples=7,
+            max_samples=600,
+            time_cap_s=100.0,
+            clock=clock,
+        )
+        assert result.comparison is not None and result.comparison.decision != "slower", (seed, result.comparison)
+        # the chance separation is there: the same first pairs, judged at the full alpha, say slower
+        early_a, early_b = result.samples_a[:pairs], result.samples_b[:pairs]
+        assert compare_timings(early_a, early_b, alpha=0.01).decision == "slower"
+        assert compare_timings(early_a, early_b, alpha=0.005).decision != "slower"
+
+
+def test_a_slow_query_that_fits_few_pairs_is_judged_at_the_full_alpha() -> None:
+    """The time cap ends sampling right after the look at 7 pairs (made at alpha / 2): the answer
+    given is a last look at the full alpha, as before early looks were made stricter."""
+    rng, clock = random.Random(3), FakeClock()
+    sigma = lognormal_sigma(0.10)
+    result = sample_adaptively(
+        fake_query(rng, clock, median_ms=400.0, sigma=sigma, seconds_per_call=0.4),
+        fake_query(rng, clock, median_ms=460.0, sigma=sigma, seconds_per_call=0.46),
+        min_samples=7, max_samples=600, time_cap_s=4.0, clock=clock,
+    )
+    assert result.stop_reason == "time_cap" and len(result.samples_a) == 7
+    assert result.comparison is not None
+    assert result.comparison.confidence == pytest.approx(0.98)  # 1 - 2 * alpha at alpha = 0.01
+    assert result.comparison == compare_timings(result.samples_a, result.samples_b, alpha=0.01)
+
+
 def test_adaptive_sampler_rejects_bad_settings() -> None:
     clock = FakeClock()
     with pytest.raises(ValueError):

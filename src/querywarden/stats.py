@@ -477,6 +477,20 @@ def noise_threshold(samples: Sequence[float], *, floor: float = 1.10, k: float =
 # Adaptive repetition
 
 
+# Looks of the adaptive sampler before this many rounds decide at half its alpha (the interval then
+# at 1 - alpha): with a handful of samples the bootstrap interval is too narrow, and a chance
+# separation of 12 or 22 noisy pairs was the sampler's only false "slower" (2 of 300 simulated
+# replays of no change at CV 35%; none with this rule). A large effect still stops at the first
+# look: 5 pairs that do not overlap give p = 0.004. The last look, when the samples or the time
+# run out, is at the full alpha, so a slow query that fits only a few pairs is judged as before.
+FULL_ALPHA_SAMPLES = 40
+
+
+def _alpha_at(n: int, alpha: float) -> float:
+    """The level a look at `n` rounds stops the sampler at: half of `alpha` below FULL_ALPHA_SAMPLES."""
+    return alpha / 2.0 if n < FULL_ALPHA_SAMPLES else alpha
+
+
 def _next_check(n: int, check_every: int) -> int:
     """The round of the adaptive sampler's next look after one at round `n`.
 
@@ -534,9 +548,10 @@ def sample_adaptively(
     boundary: in simulation (CV 10%, the default 12 looks) a true ratio of exactly `min_effect` came
     out "slower" in ~5% and "same" in ~2% of runs, against under 1% for one look at 60 samples. No
     change at all (ratio 1.0) was never called "slower", since the interval must clear `min_effect`,
-    not 1 — at CV 10%; at CV 25% (300 runs, up to 600 rounds) 2 came out "slower", both at one of
-    the first looks (7 and 12 rounds), which is why a timing-only verdict is measured again before
-    it stands (`compare.flagged_on_timing_alone`). Spacing the later looks by 10% of the samples
+    not 1 — at CV 10%; at CV 35% (300 runs, up to 600 rounds) 2 came out "slower" at early looks
+    (12 and 22 rounds) until looks before FULL_ALPHA_SAMPLES rounds decided at alpha / 2 (now
+    none). A timing-only verdict is still measured again before it stands
+    (`compare.flagged_on_timing_alone`). Spacing the later looks by 10% of the samples
     keeps their number low (about 37 looks up to 600 rounds, where a look every 5 rounds would make
     120). Pass a smaller `alpha` (e.g. alpha / number of looks) where the boundary matters.
     """
@@ -574,7 +589,7 @@ def sample_adaptively(
                     reason = "precise"
                     break
             else:
-                comparison = compare_timings(samples_a, samples_b, min_effect=min_effect, alpha=alpha)
+                comparison = compare_timings(samples_a, samples_b, min_effect=min_effect, alpha=_alpha_at(n, alpha))
                 compared_at = n
                 if comparison.decision != "inconclusive":
                     reason = "decided"
@@ -587,7 +602,8 @@ def sample_adaptively(
             break
 
     elapsed = clock() - start
-    if measure_b is not None and compared_at != len(samples_a):
+    if measure_b is not None and reason != "decided" and (compared_at != len(samples_a) or _alpha_at(compared_at, alpha) < alpha):
+        # the samples ran out: one last look, at the full alpha (a slow query may only fit a few pairs)
         comparison = compare_timings(samples_a, samples_b, min_effect=min_effect, alpha=alpha)
     return AdaptiveResult(
         samples_a=tuple(samples_a),
