@@ -143,14 +143,14 @@ def test_stored_timing_alone_warns_below_the_block_ratio_and_never_claims_improv
     assert faster.reasons == ("faster by the stored timing: median 20 → 10 ms (×0.5)",)
 
 
-def test_blocks_on_timing_alone_tells_timing_verdicts_from_work_verdicts() -> None:
-    from querywarden.compare import blocks_on_timing_alone
+def test_blocks_on_timing_alone_are_told_from_blocks_on_work() -> None:
+    from querywarden.compare import flagged_on_timing_alone
 
     timing = compare("q", observation(median_ms=1, spread=0.05), observation(median_ms=5, spread=0.05), POLICY)
-    assert timing.blocking and blocks_on_timing_alone(timing, POLICY)
+    assert timing.blocking and flagged_on_timing_alone(timing, POLICY, warns=False)
     work = compare("q", observation(), observation(plan=seq_plan(), median_ms=48.0), POLICY)
-    assert work.blocking and not blocks_on_timing_alone(work, POLICY)
-    assert not blocks_on_timing_alone(compare("q", observation(), observation(), POLICY), POLICY)
+    assert work.blocking and not flagged_on_timing_alone(work, POLICY, warns=False)
+    assert not flagged_on_timing_alone(compare("q", observation(), observation(), POLICY), POLICY, warns=False)
 
 
 def test_extra_db_time_counts_every_extra_statement_of_an_n_plus_one_path() -> None:
@@ -187,7 +187,7 @@ def test_flagged_on_timing_alone_covers_warns_and_blocks_that_only_the_clock_sho
         POLICY,
     )
     assert over_budget.blocking and flagged_on_timing_alone(over_budget, POLICY)
-    # a block on timing alone is flagged, as blocks_on_timing_alone says; a block on work is not
+    # a block on timing alone is flagged, with or without warns; a block on work is not
     timing = compare("q", observation(median_ms=1, spread=0.05), observation(median_ms=5, spread=0.05), POLICY)
     assert timing.blocking and flagged_on_timing_alone(timing, POLICY)
     work = compare("q", observation(), observation(plan=seq_plan(), median_ms=48.0), POLICY)

@@ -329,30 +329,19 @@ def _severity(result: QueryResult) -> int:
     return 2 if result.blocking else 1 if result.verdict == Verdict.WARN else 0
 
 
-def flagged_on_timing_alone(result: QueryResult, policy: Policy) -> bool:
-    """True when `result` blocks or warns only because of its timing: with the baseline's timing it
-    would do less (a block would warn or pass, a warn would pass).
+def flagged_on_timing_alone(result: QueryResult, policy: Policy, *, warns: bool = True) -> bool:
+    """True when `result` blocks (or, with `warns`, warns) only because of its timing: with the
+    baseline's timing it would do less (a block would warn or pass, a warn would pass).
 
     Such a verdict is measured once more, and the second measurement decides: a real slowdown shows
     twice, a burst of load on a shared machine rarely does. Warns count too: in the detection
-    benchmark 7 of 50 unchanged runs warned on one query's stored timing alone (×1.3–1.9).
-    A verdict that also rests on work, plan or statement count is never re-measured.
+    benchmark 7 of 50 unchanged runs warned on one query's stored timing alone (×1.3–1.9). Update
+    mode asks about blocks only (`warns=False`): a warn does not change what it writes. A verdict
+    that also rests on work, plan or statement count is never re-measured.
     """
     before, after = result.before, result.after
-    if _severity(result) == 0 or result.verdict not in (Verdict.FAIL, Verdict.WARN) or before is None or after is None:
+    lowest = 1 if warns else 2
+    if _severity(result) < lowest or result.verdict not in (Verdict.FAIL, Verdict.WARN) or before is None or after is None:
         return False
     steady = compare(result.name, before, replace(after, timing=before.timing), policy, result.source)
     return _severity(steady) < _severity(result)
-
-
-def blocks_on_timing_alone(result: QueryResult, policy: Policy) -> bool:
-    """True when `result` blocks only because of its timing: with the baseline's timing it would not.
-
-    Such a verdict deserves a second measurement before it fails a merge: a real slowdown shows
-    twice, a burst of load on a shared machine rarely does.
-    """
-    before, after = result.before, result.after
-    if not result.blocking or result.verdict != Verdict.FAIL or before is None or after is None:
-        return False
-    steady = compare(result.name, before, replace(after, timing=before.timing), policy, result.source)
-    return not steady.blocking

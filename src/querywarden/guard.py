@@ -29,7 +29,7 @@ import psycopg
 
 from .baseline import PathBaseline, PathBaselineStore, observation_to_dict
 from .capture import CapturedStatement
-from .compare import Policy, blocks_on_timing_alone, compare, flagged_on_timing_alone
+from .compare import Policy, compare, flagged_on_timing_alone
 from .database import Server, connect, dbname_of, mask_dsn
 from .errors import QuerywardenError
 from .fingerprint import SqlIdentity, identify
@@ -428,11 +428,10 @@ def timing_only_suspects(
 ) -> list[int]:
     """Positions of statements that block (or, with `warns`, warn) on timing alone: with the baseline's
     timing they would not."""
-    suspect = flagged_on_timing_alone if warns else blocks_on_timing_alone
     return [
         position
         for position, (result, before, after) in enumerate(zip(verdict.results, befores, verdict.measured))
-        if before is not None and isinstance(after, Observation) and suspect(result, policy)
+        if before is not None and isinstance(after, Observation) and flagged_on_timing_alone(result, policy, warns=warns)
     ]
 
 
