@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+EXAMPLE_CHANGES = HERE.parents[1] / "examples" / "timetracker" / "changes"
 SCHEMA_DIR = HERE / "schema"
 
 # Hot queries the example catalog lacks but the corpus needs, in the catalog format.
@@ -103,9 +104,7 @@ CPU_1_3X_COLUMNS = """,
        to_char(make_interval(secs => coalesce(te.duration_s, 0)), 'HH24:MI') AS duration_label"""
 
 # more per-row formatting and hashing: same plan and blocks, ~2x the CPU
-CPU_2X_COLUMNS = """,
-       to_char(te.started_at AT TIME ZONE 'Europe/Berlin', 'FMDay, FMDD FMMonth YYYY, HH24:MI') AS started_label,
-       to_char(make_interval(secs => coalesce(te.duration_s, 0)), 'HH24:MI') AS duration_label,
+CPU_2X_COLUMNS = CPU_1_3X_COLUMNS + """,
        regexp_replace(initcap(te.description), '\\s+', ' ', 'g') AS title,
        md5(te.id::text || te.started_at::text || te.description) AS etag,
        encode(sha256(convert_to(te.description || te.id::text, 'UTF8')), 'hex') AS signature"""
@@ -351,30 +350,7 @@ WHERE lower(email) = lower(%(email)s);
     Scenario(
         "reformat_recent_entries", "benign", "reformatting, alias renames, comment (example benign_rewrite.sql)",
         expect={"recent_entries": "pass"},
-        catalog="""
--- name: recent_entries
--- params: {"user_id": 1187}
-select
-    entry.id,
-    entry.description,
-    entry.started_at,
-    entry.stopped_at,
-    entry.duration_s,
-    entry.billable,
-    entry.project_id,
-    project.name  as project_name,  -- shown next to each entry in the timeline
-    project.color as project_color
-from (
-        select id, description, started_at, stopped_at, duration_s, billable, project_id
-        from time_entries
-        where user_id = %(user_id)s
-        order by started_at desc
-        limit 50
-    ) as entry
-    left outer join projects as project
-        on entry.project_id = project.id
-order by entry.started_at desc;
-""",
+        catalog=(EXAMPLE_CHANGES / "benign_rewrite.sql").read_text(encoding="utf-8"),
     ),
     Scenario(
         "alias_rename_active_projects", "benign", "alias renames",
