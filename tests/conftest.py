@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -41,15 +42,22 @@ def server(pg_dsn: str) -> Server:
     return Server(pg_dsn)
 
 
-@pytest.fixture
-def scratch_db(server: Server) -> Iterator[str]:
-    """A fresh empty database for one test; yields its DSN and drops it afterwards."""
+@contextmanager
+def empty_database(server: Server) -> Iterator[str]:
+    """A uniquely named empty database for the block; yields its DSN and drops it afterwards."""
     name = f"qw_test_{uuid.uuid4().hex[:10]}"
     server.create(name)
     try:
         yield server.dsn_for(name)
     finally:
         server.drop(name)
+
+
+@pytest.fixture
+def scratch_db(server: Server) -> Iterator[str]:
+    """A fresh empty database for one test."""
+    with empty_database(server) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")

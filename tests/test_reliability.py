@@ -11,7 +11,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from querywarden.cli import main
 from querywarden.database import Server, connect
 from querywarden.errors import DatabaseError
 
+from conftest import empty_database
 from factories import observation
 
 CLOSED_PORT_DSN = "postgresql://postgres@127.0.0.1:1/nowhere"
@@ -363,12 +363,8 @@ def test_sql_error_names_the_file_line_and_query_among_several(app_db: str, tmp_
 @pytest.fixture(scope="module")
 def untouched_db(server: Server) -> Iterator[str]:
     """One empty database for tests whose runs must never reach it."""
-    name = f"qw_test_{uuid.uuid4().hex[:10]}"
-    server.create(name)
-    try:
-        yield server.dsn_for(name)
-    finally:
-        server.drop(name)
+    with empty_database(server) as dsn:
+        yield dsn
 
 
 @pytest.mark.parametrize(
