@@ -16,11 +16,11 @@ from pathlib import Path
 
 from querywarden.baseline import BaselineStore
 from querywarden.catalog import load_catalogs
-from querywarden.compare import Policy
+from querywarden.policy import Policy
 from querywarden.database import Server, connect
-from querywarden.measure import MeasureSettings
-from querywarden.runner import Target, check, load_baselines, measure_queries, update
-from querywarden.seed import Seed, ensure_template
+from querywarden.policy import MeasureSettings
+from querywarden.engine import evaluate, open_catalog_site, refresh
+from querywarden.seeding.seed import Seed, ensure_template
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "timetracker"
 
@@ -50,18 +50,16 @@ def main() -> None:
     template = ensure_template(server, seed)
     print(f"template {template}: ready in {time.perf_counter() - started:.1f} s (reused when it existed)")
     queries = load_catalogs([EXAMPLE / "queries.sql"])
-    target = Target(server, template, is_template=True, seed_fingerprint=seed.data_fingerprint())
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory, open_catalog_site(args.dsn, seed) as place:
         store = BaselineStore(Path(directory))
-        update(queries, measure_queries(target, queries, MeasureSettings()), store, Policy())
+        refresh(evaluate(place.statements(queries, {}), place.site, MeasureSettings(), Policy(), confirm_warns=False), store)
         started = time.perf_counter()
-        known = load_baselines(queries, store)
-        run = check(queries, measure_queries(target, queries, MeasureSettings(), baselines=known), store, Policy())
+        run = evaluate(place.statements(queries, store.load_all()), place.site, MeasureSettings(), Policy())
         check_s = time.perf_counter() - started
     with server.clone(template, prefix="qw_bench") as dsn:
         plain = {q.name: plain_ms(dsn, q.sql, q.params) for q in queries}
     print(f"{'query':<28} {'plain ms':>10} {'samples':>8} {'verdict':>9}")
-    for result in run.queries:
+    for result in run.results:
         samples = result.after.timing.count if result.after else 0
         print(f"{result.name:<28} {plain[result.name]:>10.3f} {samples:>8} {result.verdict.value:>9}")
     total_plain = sum(plain.values())

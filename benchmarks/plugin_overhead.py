@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from querywarden.database import DSN_ENV, mask_dsn
-from querywarden.seed import Seed, ensure_template
+from querywarden.seeding.seed import Seed, ensure_template
 from querywarden.database import Server
 
 REPO = Path(__file__).resolve().parents[1]

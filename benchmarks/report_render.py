@@ -15,8 +15,8 @@ import time
 from querywarden.observation import Observation, Timing
 from querywarden.plan import Buffers, PlanNode
 from querywarden.query import SourceLocation
-from querywarden.render import FORMATS, render
-from querywarden.results import dumps, run_from_dict, run_to_dict
+from querywarden.reports.render import FORMATS, render_report
+from querywarden.reports.results import dumps, run_from_dict, run_to_dict
 from querywarden.verdict import QueryResult, RunResult, Verdict
 
 VERDICTS = [Verdict.PASS] * 80 + [Verdict.FAIL] * 6 + [Verdict.WARN] * 6 + [Verdict.IMPROVED] * 4 + [
@@ -135,11 +135,11 @@ def main() -> None:
     run = synthetic_run(args.queries)
     counts = ", ".join(f"{n} {v}" for v, n in run.counts().items() if n)
     print(f"{len(run.queries)} synthetic queries ({counts}); best of {args.repeat}")
-    render(run, "html")  # load and compile the template once, as a long-lived process would
+    render_report(run, "html")  # load and compile the template once, as a long-lived process would
     print(f"{'format':<14}{'render ms':>10}{'chars':>12}{'bytes (utf-8)':>16}")
     for fmt in FORMATS:
-        text = render(run, fmt)
-        seconds = best_of(args.repeat, lambda fmt=fmt: render(run, fmt))
+        text = render_report(run, fmt)
+        seconds = best_of(args.repeat, lambda fmt=fmt: render_report(run, fmt))
         print(f"{fmt:<14}{seconds * 1000:>10.1f}{len(text):>12,}{len(text.encode()):>16,}")
     text = dumps(run)
     seconds = best_of(args.repeat, lambda: run_from_dict(run_to_dict(run)))

@@ -33,7 +33,8 @@ import psycopg
 from psycopg import sql
 
 from querywarden.catalog import load_catalogs
-from querywarden.compare import Policy, compare
+from querywarden.judge import compare
+from querywarden.policy import Policy
 from querywarden.config import load_config
 from querywarden.database import Server, connect
 from querywarden.fingerprint import identify
@@ -41,8 +42,8 @@ from querywarden.measure import measure, prepare_session
 from querywarden.observation import Observation
 from querywarden.plan import parse_explain
 from querywarden.query import GuardedQuery
-from querywarden.seed import BuildReport, Seed, build
-from querywarden.seedkit import SeedKit, skewed_sql
+from querywarden.seeding.seed import BuildReport, Seed, build
+from querywarden.seeding.kit import SeedKit, skewed_sql
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "timetracker"

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from querywarden.database import Server
-from querywarden.seed import Seed, ensure_template
+from querywarden.seeding.seed import Seed, ensure_template
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "timetracker"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from querywarden.baseline import BaselineStore, file_name, render
+from querywarden.baseline import BaselineStore, file_name, baseline_text
 from querywarden.errors import BaselineError
 
 from factories import observation, seq_plan
@@ -27,7 +27,7 @@ def test_round_trip_keeps_every_compared_field(tmp_path: Path) -> None:
 
 
 def test_file_is_sorted_versioned_and_free_of_volatile_fields(tmp_path: Path) -> None:
-    text = render(observation())
+    text = baseline_text(observation())
     document = json.loads(text)
     assert document["format"] == 1
     assert text == json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

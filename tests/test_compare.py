@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from querywarden.compare import Policy, compare
-from querywarden.measure import MeasureFailure
+from querywarden.judge import compare
+from querywarden.policy import Policy
+from querywarden.observation import Unmeasured
 from querywarden.plan import Buffers, PlanNode
 from querywarden.verdict import RunResult, Verdict
 
 from factories import index_plan, observation, seq_plan
 
-POLICY = Policy()
+POLICY = Policy(refresh="`querywarden update`")  # the wording the CLI gives the judge
 
 
 def test_unchanged_passes_without_reasons() -> None:
@@ -72,7 +73,7 @@ def test_a_slower_machine_is_divided_out_by_the_calibration_probe() -> None:
 
 
 def test_a_same_run_replay_decides_timing_when_the_sql_changed() -> None:
-    from querywarden.stats import TimingComparison
+    from querywarden.timing_stats import TimingComparison
 
     slower = TimingComparison(1.42, 1.31, 1.55, 0.001, "slower", 20, 20, 0.98)
     result = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=10, spread=0.5), POLICY, replay=slower)
@@ -100,7 +101,7 @@ def test_missing_query_blocks_only_when_strict() -> None:
 
 
 def test_timeout_and_budget_always_block() -> None:
-    failure = MeasureFailure("q", "exceeded the statement timeout of 30 s", "SELECT 1", calls_per_minute=1)
+    failure = Unmeasured("q", "exceeded the statement timeout of 30 s", "SELECT 1", calls_per_minute=1, timed_out=True)
     assert compare("q", observation(), failure, POLICY).verdict == Verdict.FAIL
     over = compare("q", observation(calls=1), observation(calls=1, median_ms=12, budget_ms=10), POLICY)
     assert over.blocking and over.reasons[0] == "median 12 ms exceeds its budget of 10 ms"
@@ -144,7 +145,7 @@ def test_stored_timing_alone_warns_below_the_block_ratio_and_never_claims_improv
 
 
 def test_blocks_on_timing_alone_are_told_from_blocks_on_work() -> None:
-    from querywarden.compare import flagged_on_timing_alone
+    from querywarden.judge import flagged_on_timing_alone
 
     timing = compare("q", observation(median_ms=1, spread=0.05), observation(median_ms=5, spread=0.05), POLICY)
     assert timing.blocking and flagged_on_timing_alone(timing, POLICY, warns=False)
@@ -166,7 +167,7 @@ def test_extra_db_time_counts_every_extra_statement_of_an_n_plus_one_path() -> N
 def test_flagged_on_timing_alone_covers_warns_and_blocks_that_only_the_clock_shows() -> None:
     from dataclasses import replace
 
-    from querywarden.compare import flagged_on_timing_alone
+    from querywarden.judge import flagged_on_timing_alone
 
     # hot, x1.5 against the stored timing alone: a warn (stored timing blocks only past x2) resting on the clock
     hot_warn = compare("q", observation(median_ms=10, spread=0.5), observation(median_ms=15, spread=0.5), POLICY)
@@ -193,7 +194,7 @@ def test_flagged_on_timing_alone_covers_warns_and_blocks_that_only_the_clock_sho
     work = compare("q", observation(), observation(plan=seq_plan(), median_ms=48.0), POLICY)
     assert work.blocking and not flagged_on_timing_alone(work, POLICY)
     # a same-run A/B that says slower is timing too: it is replayed again
-    from querywarden.stats import TimingComparison
+    from querywarden.timing_stats import TimingComparison
 
     rare_policy = Policy(hot_calls_per_minute=10**6)
     slower = TimingComparison(1.42, 1.31, 1.55, 0.001, "slower", 20, 20, 0.98)

@@ -21,7 +21,7 @@ from report_samples import index_plan, observation, sample_run, spread
 
 from querywarden.plan import Buffers, PlanNode
 from querywarden.query import SourceLocation
-from querywarden.render import render
+from querywarden.reports.render import render_report
 from querywarden.verdict import QueryResult, RunResult, Verdict
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -152,7 +152,7 @@ def hostile_run(recorder: Recorder) -> RunResult:
 
 def test_hostile_report_runs_no_script_and_loads_nothing(tmp_path: Path, recorder: Recorder) -> None:
     page = tmp_path / "report.html"
-    page.write_text(render(hostile_run(recorder), "html"), encoding="utf-8")
+    page.write_text(render_report(hostile_run(recorder), "html"), encoding="utf-8")
 
     dom = browse(page, tmp_path, "--dump-dom").stdout
     assert dom_title(dom) == TITLE
@@ -172,7 +172,7 @@ def test_hostile_report_runs_no_script_and_loads_nothing(tmp_path: Path, recorde
 
 
 def test_csp_blocks_scripts_and_loads_even_if_escaping_failed(tmp_path: Path, recorder: Recorder) -> None:
-    html = render(sample_run(), "html")
+    html = render_report(sample_run(), "html")
     injected = (
         "<script>document.title='pwned'</script>"
         f'<img src="{recorder.url("leak.png")}">'

@@ -21,10 +21,10 @@ from click.testing import CliRunner, Result
 
 from querywarden.catalog import load_catalogs, parse_catalog
 from querywarden.cli import main
-from querywarden.cli_stats import import_stats
+from querywarden.cli.import_stats import import_stats
 from querywarden.embedded import EmbeddedCluster
 from querywarden.errors import QuerywardenError
-from querywarden.prodstats import (
+from querywarden.call_rates import (
     ProductionStatement,
     StatsExport,
     StatsImportError,
@@ -35,7 +35,7 @@ from querywarden.prodstats import (
     rewrite_rates,
     statement_key,
 )
-from querywarden.seed import Seed
+from querywarden.seeding.seed import Seed
 
 from conftest import EXAMPLE, REPO
 

@@ -21,7 +21,8 @@ import pytest
 
 # Loaded here so the inner in-process sessions find them imported (pytester drops what they import).
 import querywarden.config  # noqa: F401
-import querywarden.guard  # noqa: F401
+import querywarden.engine  # noqa: F401
+import querywarden.plugin.outcome  # noqa: F401
 
 pytest_plugins = ["pytester"]
 # Plugins the inner projects do not use; hypothesis alone costs seconds per inner session.

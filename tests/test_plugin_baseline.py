@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from querywarden.baseline import PathBaseline, PathBaselineStore, parse_path, path_file_name, render_path
+from querywarden.baseline import PathBaseline, PathBaselineStore, parse_path, path_file_name, path_baseline_text
 from querywarden.errors import BaselineError
 
 from factories import observation, seq_plan
@@ -42,7 +42,7 @@ def test_round_trip_keeps_every_compared_field(tmp_path: Path) -> None:
 
 
 def test_file_is_sorted_versioned_with_one_environment_and_no_volatile_fields() -> None:
-    text = render_path(path_baseline())
+    text = path_baseline_text(path_baseline())
     document = json.loads(text)
     assert text == json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     assert document["format"] == 1
@@ -58,7 +58,7 @@ def test_file_is_sorted_versioned_with_one_environment_and_no_volatile_fields() 
 def test_a_statement_measured_in_another_environment_keeps_its_own() -> None:
     baseline = path_baseline()
     odd = replace(baseline.statements[1], environment={"postgres_major": "15", "block_size": "8192", "work_mem": "64MB"})
-    text = render_path(replace(baseline, statements=(baseline.statements[0], odd)))
+    text = path_baseline_text(replace(baseline, statements=(baseline.statements[0], odd)))
     assert json.loads(text)["statements"][1]["environment"]["work_mem"] == "64MB"
     assert parse_path(text, "x.json").statements[1].environment["work_mem"] == "64MB"
 
@@ -108,7 +108,7 @@ def test_defects_name_the_file_and_the_fix(tmp_path: Path, text: str, message: s
 
 
 def test_a_hand_edited_statement_count_is_refused(tmp_path: Path) -> None:
-    document = json.loads(render_path(path_baseline()))
+    document = json.loads(path_baseline_text(path_baseline()))
     document["statement_count"] = 1
     with pytest.raises(BaselineError, match="statement_count 1 does not match its statements \\(4\\)"):
         parse_path(json.dumps(document), "edited.json")

@@ -8,7 +8,8 @@ import pytest
 
 # Loaded here so the inner in-process sessions find them imported (pytester drops what they import).
 import querywarden.config  # noqa: F401
-import querywarden.guard  # noqa: F401
+import querywarden.engine  # noqa: F401
+import querywarden.plugin.outcome  # noqa: F401
 
 pytest_plugins = ["pytester"]
 INNER_ADDOPTS = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark"

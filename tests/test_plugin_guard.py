@@ -11,24 +11,14 @@ import pytest
 
 from querywarden.baseline import PathBaseline
 from querywarden.capture import CapturedStatement
-from querywarden.compare import Policy
+from querywarden.policy import Policy
 from querywarden.database import Server, dbname_of
 from querywarden.fingerprint import identify
-from querywarden.guard import (
-    Clone,
-    MeasureError,
-    MeasureTarget,
-    PathSpec,
-    StatementGroup,
-    group_statements,
-    judge,
-    measure_path,
-    pair,
-    timing_only_suspects,
-    unchanged,
-)
-from querywarden.measure import MeasureSettings
-from querywarden.observation import Observation
+from querywarden.engine import Site, Statement, measure_all, no_probe
+from querywarden.judge import timing_only
+from querywarden.observation import Observation, Outcome, Unmeasured
+from querywarden.path import PathSpec, StatementGroup, group_statements, judge_path, pair, unchanged
+from querywarden.policy import MeasureSettings
 from querywarden.query import SourceLocation
 
 from factories import index_plan, observation, seq_plan
@@ -82,7 +72,7 @@ def test_pairs_by_fingerprint_first_then_leftovers_in_capture_order() -> None:
 def test_a_benign_rewrite_compares_with_its_old_self() -> None:
     before = measured(groups(A)[0])
     new = groups(A_REWRITTEN)
-    verdict = judge(HOT, new, [measured(new[0])], recorded(HOT, before), Policy())
+    verdict = judge_path(HOT, new, [measured(new[0])], recorded(HOT, before), Policy())
     assert verdict.status == "pass"
     assert not verdict.blocking
     assert "SQL changed" in verdict.results[0].reasons
@@ -92,7 +82,7 @@ def test_an_n_plus_one_loop_over_a_known_statement_blocks_a_hot_path() -> None:
     old_groups = groups(A, (B, 3))
     before = recorded(HOT, *(measured(g) for g in old_groups))
     new = groups(A, (B, 100))
-    verdict = judge(HOT, new, [measured(g) for g in new], before, Policy())
+    verdict = judge_path(HOT, new, [measured(g) for g in new], before, Policy())
     assert verdict.blocking and verdict.status == "fail"
     assert verdict.path_reasons[:2] == (
         "the path issues 101 statements instead of 4; #2 ran ×100",
@@ -104,7 +94,7 @@ def test_an_n_plus_one_loop_over_a_known_statement_blocks_a_hot_path() -> None:
 def test_the_same_loop_on_a_rare_path_only_warns() -> None:
     before = recorded(RARE, *(measured(g, RARE) for g in groups(A, (B, 3))))
     new = groups(A, (B, 100))
-    verdict = judge(RARE, new, [measured(g, RARE) for g in new], before, Policy())
+    verdict = judge_path(RARE, new, [measured(g, RARE) for g in new], before, Policy())
     assert not verdict.blocking
     assert verdict.status == "warn"
     assert verdict.path_reasons[-1].startswith("rare path: 5 calls/min")
@@ -113,13 +103,13 @@ def test_the_same_loop_on_a_rare_path_only_warns() -> None:
 def test_new_and_vanished_statements_warn_and_block_only_under_strict() -> None:
     before = recorded(RARE, *(measured(g, RARE) for g in groups(A, B)))
     new = groups(A)
-    verdict = judge(RARE, new, [measured(g, RARE) for g in new], before, Policy())
+    verdict = judge_path(RARE, new, [measured(g, RARE) for g in new], before, Policy())
     assert (verdict.status, verdict.blocking) == ("warn", False)
     assert verdict.missing[0].reasons == ("no longer issued by this test (the path does less)",)
-    assert judge(RARE, new, [measured(g, RARE) for g in new], before, Policy(strict=True)).blocking
+    assert judge_path(RARE, new, [measured(g, RARE) for g in new], before, Policy(strict=True)).blocking
 
     grown = groups(A, B, C)
-    verdict = judge(RARE, grown, [measured(g, RARE) for g in grown], before, Policy())
+    verdict = judge_path(RARE, grown, [measured(g, RARE) for g in grown], before, Policy())
     assert verdict.results[2].verdict.value == "new"
     assert not verdict.results[2].blocking
 
@@ -128,14 +118,14 @@ def test_a_path_over_its_budget_blocks() -> None:
     new = groups(A, B)
     spec = replace(RARE, budget_ms=1.0)
     before = recorded(spec, *(measured(g, spec) for g in new))
-    verdict = judge(spec, new, [measured(g, spec, median_ms=0.8) for g in new], before, Policy())
+    verdict = judge_path(spec, new, [measured(g, spec, median_ms=0.8) for g in new], before, Policy())
     assert verdict.blocking
     assert verdict.path_reasons == ("its statements take 1.6 ms per call in total, over its budget of 1 ms",)
 
 
 def test_a_statement_that_cannot_be_measured_is_an_error() -> None:
     new = groups(A)
-    verdict = judge(HOT, new, [MeasureError("#1", "PostgreSQL rejected it")], recorded(HOT, measured(new[0])), Policy())
+    verdict = judge_path(HOT, new, [Unmeasured("#1", "PostgreSQL rejected it", A, HOT.calls_per_minute)], recorded(HOT, measured(new[0])), Policy())
     assert verdict.status == "error"
     assert verdict.results[0].reasons == ("could not be measured: PostgreSQL rejected it",)
 
@@ -144,10 +134,10 @@ def test_a_refresh_that_changes_only_timing_leaves_the_baseline_alone() -> None:
     new = groups(A, B)
     old = recorded(HOT, *(measured(g) for g in new))
     fresh = recorded(HOT, *(measured(g, median_ms=0.051) for g in new))
-    verdict = judge(HOT, new, list(fresh.statements), old, Policy())
+    verdict = judge_path(HOT, new, list(fresh.statements), old, Policy())
     assert unchanged(old, fresh, verdict)
     slower_plan = recorded(HOT, measured(new[0], plan=seq_plan()), fresh.statements[1])
-    verdict = judge(HOT, new, list(slower_plan.statements), old, Policy())
+    verdict = judge_path(HOT, new, list(slower_plan.statements), old, Policy())
     assert not unchanged(old, slower_plan, verdict)
 
 
@@ -155,19 +145,19 @@ def test_only_slowdowns_that_the_clock_alone_shows_are_measured_again() -> None:
     new = groups(A, B)
     befores = [measured(g, median_ms=1.0) for g in new]
     afters = [measured(new[0], median_ms=10.0, spread=0.1), measured(new[1], median_ms=10.0, spread=0.1, plan=index_plan(blocks=400))]
-    verdict = judge(HOT, new, afters, recorded(HOT, *befores), Policy())
+    verdict = judge_path(HOT, new, afters, recorded(HOT, *befores), Policy())
     assert [r.blocking for r in verdict.results] == [True, True]
-    assert timing_only_suspects(verdict, befores, Policy()) == [0]
+    assert timing_only(verdict.results, Policy()) == [0]
 
 
 def test_a_warn_that_only_the_clock_shows_is_measured_again_in_a_check_not_in_an_update() -> None:
     new = groups(A, B)
     befores = [measured(g, RARE, median_ms=1.0) for g in new]
     afters = [measured(new[0], RARE, median_ms=10.0, spread=0.1), measured(new[1], RARE, median_ms=10.0, spread=0.1, plan=index_plan(blocks=400))]
-    verdict = judge(RARE, new, afters, recorded(RARE, *befores), Policy())
+    verdict = judge_path(RARE, new, afters, recorded(RARE, *befores), Policy())
     assert [(r.verdict.value, r.blocking) for r in verdict.results] == [("warn", False), ("warn", False)]
-    assert timing_only_suspects(verdict, befores, Policy()) == [0]  # the other warns on its work too
-    assert timing_only_suspects(verdict, befores, Policy(), warns=False) == []  # a warn never changes what update writes
+    assert timing_only(verdict.results, Policy()) == [0]  # the other warns on its work too
+    assert timing_only(verdict.results, Policy(), warns=False) == []  # a warn never changes what update writes
 
 
 # --- where statements are measured (real PostgreSQL) ---------------------------------------------
@@ -194,6 +184,12 @@ def template_and_test_db(server: Server) -> Iterator[tuple[str, str]]:
         server.drop(template)
 
 
+def measure_path(found: list[StatementGroup], spec: PathSpec, site: Site) -> tuple[Outcome, ...]:
+    """The engine measuring a test's statements as the plugin hands them over."""
+    statements = [Statement(g.query(spec), g.first.database, executions=g.executions, binding=g.first.binding) for g in found]
+    return measure_all(statements, site, QUICK, probe=no_probe, errors="record").outcomes
+
+
 def table_state(dsn: str) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT 'owners', id, name FROM owners UNION ALL SELECT 'items', id, owner_id::text FROM items ORDER BY 1, 2").fetchall()
@@ -214,8 +210,8 @@ def test_writes_are_measured_on_a_clone_of_the_template_and_fall_back_to_the_tes
         CapturedStatement("SELECT id FROM owners WHERE id = %s FOR UPDATE", (1,), None, None, "psycopg", database=test_dsn),
     ]
     found, _ = group_statements(statements)
-    target = MeasureTarget(QUICK, server, {dbname_of(test_dsn): Clone(template, "seedprint")})
-    outcomes = measure_path(found, RARE, target).outcomes
+    site = Site(server, {dbname_of(test_dsn): template}, {dbname_of(test_dsn): {"seed": "seedprint"}}, writes_in_place=True)
+    outcomes = measure_path(found, RARE, site)
     assert all(isinstance(o, Observation) for o in outcomes), outcomes
     read, update, insert, locking = outcomes
     assert isinstance(read, Observation) and isinstance(update, Observation) and isinstance(insert, Observation)
@@ -229,8 +225,8 @@ def test_writes_are_measured_on_a_clone_of_the_template_and_fall_back_to_the_tes
 def test_a_statement_no_database_accepts_is_an_error_naming_both(server: Server, template_and_test_db: tuple[str, str]) -> None:
     template, test_dsn = template_and_test_db
     found, _ = group_statements([CapturedStatement("INSERT INTO items VALUES (%s, %s)", (9, 99), None, None, "psycopg", database=test_dsn)])
-    outcome = measure_path(found, RARE, MeasureTarget(QUICK, server, {dbname_of(test_dsn): Clone(template)})).outcomes[0]
-    assert isinstance(outcome, MeasureError)
+    outcome = measure_path(found, RARE, Site(server, {dbname_of(test_dsn): template}, writes_in_place=True))[0]
+    assert isinstance(outcome, Unmeasured)
     assert outcome.message.count("violates foreign key constraint") == 2
     assert "on the test's own database" in outcome.message
 

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from querywarden.baseline import BaselineStore, parse, parse_path, render
+from querywarden.baseline import BaselineStore, parse, parse_path, baseline_text
 from querywarden.catalog import parse_catalog
-from querywarden.compare import Policy, compare
+from querywarden.judge import compare
+from querywarden.policy import Policy
 from querywarden.database import mask_dsn, scrub
 from querywarden.errors import BaselineError, CatalogError
 from querywarden.fingerprint import identify
@@ -83,7 +84,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-GOOD = json.loads(render(observation(plan=seq_plan())))
+GOOD = json.loads(baseline_text(observation(plan=seq_plan())))
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -107,7 +108,7 @@ def _loads_or_refuses(text: str) -> None:
     except BaselineError as exc:
         assert str(exc).startswith("baselines/q.json: ")
         return
-    render(loaded)
+    baseline_text(loaded)
     compare(loaded.name, loaded, loaded, Policy())
 
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg import sql
 
-from querywarden.baseline import BaselineStore, render
+from querywarden.baseline import BaselineStore, baseline_text
 from querywarden.cli import main
 from querywarden.database import Server, connect
 from querywarden.errors import DatabaseError
@@ -214,7 +214,7 @@ def test_connection_lost_mid_query_exits_2_naming_the_query(
 
 # --- Fail closed: baselines that cannot be trusted --------------------------------------------
 
-GOOD = render(observation())
+GOOD = baseline_text(observation())
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
 
-    from querywarden.baseline import BaselineStore, render
+    from querywarden.baseline import BaselineStore, baseline_text
     from querywarden.observation import Observation, Timing
     from querywarden.plan import Buffers, PlanNode
 
@@ -43,7 +43,7 @@ WRITER = textwrap.dedent(
 
 
     def texts(label):
-        return {render(build(label, v, n)) for v in (1, 2) for n in ("shared_query", f"own_{label}")}
+        return {baseline_text(build(label, v, n)) for v in (1, 2) for n in ("shared_query", f"own_{label}")}
 
 
     if __name__ == "__main__":

@@ -10,12 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from querywarden.baseline import BaselineStore
-from querywarden.compare import Policy
+from querywarden.policy import Policy
 from querywarden.database import Server, dbname_of
-from querywarden.measure import MeasureSettings
+from querywarden.policy import MeasureSettings
 from querywarden.observation import Observation, Timing
 from querywarden.query import GuardedQuery
-from querywarden.runner import Target, measure_and_check, measure_queries, update
+from querywarden.engine import database_site, evaluate, refresh
 from querywarden.verdict import Verdict
 
 QUICK = MeasureSettings(warmup=1, min_samples=5, max_samples=7, time_cap_s=0.5)
@@ -32,19 +32,19 @@ def scaled(observation: Observation, factor: float) -> Observation:
 
 
 def test_a_warn_on_stored_timing_alone_is_measured_again_and_a_real_slowdown_still_warns(scratch_db: str, tmp_path: Path) -> None:
-    target = Target(Server(scratch_db), dbname_of(scratch_db))
+    place = database_site(Server(scratch_db), dbname_of(scratch_db))
     store = BaselineStore(tmp_path)
-    update(QUERIES, measure_queries(target, QUERIES, QUICK), store, Policy())
+    refresh(evaluate(place.statements(QUERIES, {}), place.site, QUICK, Policy(), confirm_warns=False), store)
     report, lookup = store.load("report"), store.load("lookup")
     assert report is not None and lookup is not None
     store.write(scaled(report, 1 / 50))  # the baseline says 50 times faster: today's run is "slower" by the clock alone
     store.write(scaled(lookup, 50))  # 50 times slower: today's run is faster, nothing to confirm
     said: list[str] = []
-    run = measure_and_check(target, QUERIES, store, Policy(), QUICK, said.append)
+    evaluation = evaluate(place.statements(QUERIES, store.load_all()), place.site, QUICK, Policy(), progress=said.append)
     confirming = [line for line in said if line.startswith("confirming")]
     assert confirming == ["confirming timing-only slowdowns by measuring again: report"]
     assert said.count("measuring report") == 2 and said.count("measuring lookup") == 1
-    verdicts = {r.name: r for r in run.queries}
+    verdicts = {r.name: r for r in evaluation.results}
     # a real slowdown shows in the second measurement too: it still warns (a rare query), with its timing reason
     assert verdicts["report"].verdict == Verdict.WARN and not verdicts["report"].blocking
     assert verdicts["report"].reasons[0].startswith("median ")

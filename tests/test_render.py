@@ -11,18 +11,18 @@ import pytest
 from markdown_it import MarkdownIt
 from report_samples import HOSTILE_NAME, hostile_result, index_plan, many_run, observation, sample_run, seq_plan
 
-from querywarden.render import (
+from querywarden.reports.render import (
     COMMENT_MARKER,
     HTML_CSP,
     MAX_MARKDOWN_CHARS,
     format_ratio,
     md_text,
     plan_diff,
-    render,
+    render_report,
     render_markdown,
 )
 from querywarden.query import SourceLocation
-from querywarden.results import run_to_dict
+from querywarden.reports.results import run_to_dict
 from querywarden.verdict import QueryResult, RunResult, Verdict
 
 
@@ -82,7 +82,7 @@ def hostile_run() -> RunResult:
 
 
 def test_markdown_headline_when_blocked() -> None:
-    text = render(sample_run(), "md")
+    text = render_report(sample_run(), "md")
     lines = text.splitlines()
     assert lines[0] == COMMENT_MARKER
     assert lines[1] == "## ❌ querywarden: merge blocked: 1 of 6 queries blocks"
@@ -94,7 +94,7 @@ def test_markdown_headline_when_blocked() -> None:
 
 def test_markdown_headline_when_passing() -> None:
     passed = sample_run().queries[0]
-    text = render(RunResult((passed,)), "md")
+    text = render_report(RunResult((passed,)), "md")
     assert text.splitlines()[1] == "## ✅ querywarden: passed: 1 query guarded, none blocks the merge"
     assert "Estimated extra database time: none." in text
     assert "The guarded query matches its baseline." in text
@@ -102,12 +102,12 @@ def test_markdown_headline_when_passing() -> None:
 
 
 def test_markdown_headline_of_an_empty_run() -> None:
-    text = render(RunResult(()), "md")
+    text = render_report(RunResult(()), "md")
     assert text.splitlines()[1] == "## ⚠️ querywarden: nothing was guarded"
 
 
 def test_markdown_table_rows_in_urgency_order() -> None:
-    text = render(sample_run(), "md")
+    text = render_report(sample_run(), "md")
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert rows[0] == "| Verdict | Query | Calls/min | Median time | Buffers | Cost | Why |"
     assert rows[1] == (
@@ -128,7 +128,7 @@ def test_markdown_table_rows_in_urgency_order() -> None:
 
 
 def test_markdown_details_hold_sql_and_plan_diffs() -> None:
-    text = render(hostile_run(), "md")
+    text = render_report(hostile_run(), "md")
     html = github_like(text)
     assert html.count("<details>") == html.count("</details>") == 6
     assert (
@@ -147,12 +147,12 @@ def test_markdown_sql_diff_is_a_unified_diff_of_normalized_sql() -> None:
     before = observation("q", index_plan(), 1.0, sql="SELECT a\nFROM t\nWHERE id = %s")
     after = observation("q", index_plan(), 1.0, sql="SELECT a, b\nFROM t\nWHERE id = %s")
     result = QueryResult("q", Verdict.WARN, False, ("sql changed",), 5.0, before=before, after=after)
-    text = render(RunResult((result,)), "md")
+    text = render_report(RunResult((result,)), "md")
     assert "```diff\n--- baseline\n+++ this run\n@@ -1,3 +1,3 @@\n-SELECT a\n+SELECT a, b\n FROM t\n WHERE id = $1\n```" in text
 
 
 def test_markdown_hostile_catalog_cannot_break_out() -> None:
-    text = render(hostile_run(), "md")
+    text = render_report(hostile_run(), "md")
     html = github_like(text)
     parsed = parse_html(html)
     # No element came from the catalog: no script, no image, no link.
@@ -182,7 +182,7 @@ def test_md_text_escapes_every_active_character() -> None:
 
 def test_markdown_is_bounded_with_500_queries() -> None:
     run = many_run(500)
-    text = render(run, "md")
+    text = render_report(run, "md")
     assert len(text) <= MAX_MARKDOWN_CHARS
     assert text.splitlines()[1] == "## ❌ querywarden: merge blocked: 500 of 500 queries block"
     kept_rows = [line for line in text.splitlines() if line.startswith("| ❌")]
@@ -198,7 +198,7 @@ def test_markdown_is_bounded_with_500_queries() -> None:
 def test_markdown_cuts_details_before_rows() -> None:
     run = many_run(100)
     assert len(render_markdown(run, limit=10**9)) > MAX_MARKDOWN_CHARS
-    text = render(run, "md")
+    text = render_report(run, "md")
     assert len(text) <= MAX_MARKDOWN_CHARS
     assert len([line for line in text.splitlines() if line.startswith("| ❌")]) == 100
     shown = text.count("<details>")
@@ -228,7 +228,7 @@ def test_markdown_limit_is_respected_for_any_limit() -> None:
 
 
 def test_html_is_self_contained_with_a_strict_csp() -> None:
-    text = render(hostile_run(), "html")
+    text = render_report(hostile_run(), "html")
     parsed = parse_html(text)
     metas = [attrs for tag, attrs in parsed.tags if tag == "meta"]
     assert {"http-equiv": "Content-Security-Policy", "content": HTML_CSP} in metas
@@ -249,7 +249,7 @@ def test_html_is_self_contained_with_a_strict_csp() -> None:
 
 
 def test_html_escapes_hostile_text() -> None:
-    text = render(hostile_run(), "html")
+    text = render_report(hostile_run(), "html")
     assert "evil|name`&lt;script&gt;alert(1)&lt;/script&gt;@team" in text
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in text
     assert "&lt;img src=http://127.0.0.1:9/x.png&gt;" in text
@@ -257,7 +257,7 @@ def test_html_escapes_hostile_text() -> None:
 
 
 def test_html_headline_summary_and_title() -> None:
-    text = render(sample_run(), "html")
+    text = render_report(sample_run(), "html")
     assert "<title>querywarden report: merge blocked: 1 of 6 queries blocks</title>" in text
     assert "Estimated extra database time: +4,562 ms per minute" in text
     parsed = parse_html(text)
@@ -282,7 +282,7 @@ def _card(text: str, name: str) -> str:
 
 
 def test_html_plan_trees_side_by_side_with_changes_marked() -> None:
-    card = _card(render(sample_run(), "html"), "user_total_minutes")
+    card = _card(render_report(sample_run(), "html"), "user_total_minutes")
     removed = re.findall(r'<li class="node removed"[^>]*>.*?<span class="label">(.*?)</span>', card, re.S)
     added = re.findall(r'<li class="node added"[^>]*>.*?<span class="label">(.*?)</span>', card, re.S)
     same = re.findall(r'<li class="node same"[^>]*>.*?<span class="label">(.*?)</span>', card, re.S)
@@ -294,13 +294,13 @@ def test_html_plan_trees_side_by_side_with_changes_marked() -> None:
 
 
 def test_html_marks_a_new_spill_as_changed() -> None:
-    card = _card(render(sample_run(), "html"), "project_timeline")
+    card = _card(render_report(sample_run(), "html"), "project_timeline")
     assert card.count('<li class="node changed"') == 2
     assert '<span class="spill">sort spilled to disk (external merge, 1,240 kB)</span>' in card
 
 
 def test_html_timing_histogram_marks_the_baseline() -> None:
-    text = render(sample_run(), "html")
+    text = render_report(sample_run(), "html")
     card = _card(text, "user_total_minutes")
     assert card.count("<svg ") == 1
     assert sum(int(n) for n in re.findall(r"<title>(\d+) samples? between", card)) == 20
@@ -314,7 +314,7 @@ def test_html_timing_histogram_marks_the_baseline() -> None:
 
 
 def test_html_plan_json_is_explain_format() -> None:
-    card = _card(render(sample_run(), "html"), "user_total_minutes")
+    card = _card(render_report(sample_run(), "html"), "user_total_minutes")
     parsed = parse_html(card)
     before, after = (json.loads(unescape(area)) for area in parsed.textareas)
     assert before[0]["Plan"]["Plans"][0]["Node Type"] == "Index Scan"
@@ -338,7 +338,7 @@ def test_html_plan_json_is_explain_format() -> None:
 
 
 def test_html_pass_cards_are_collapsed() -> None:
-    text = render(sample_run(), "html")
+    text = render_report(sample_run(), "html")
     assert '<details class="passed">\n<summary>1 passing query</summary>' in text
 
 
@@ -348,13 +348,13 @@ def test_html_pass_cards_are_collapsed() -> None:
 
 def test_json_format_is_the_results_document() -> None:
     run = hostile_run()
-    text = render(run, "json")
+    text = render_report(run, "json")
     assert json.loads(text) == json.loads(json.dumps(run_to_dict(run)))
     assert text.endswith("\n")
 
 
 def test_github_annotations_exact_lines() -> None:
-    assert render(sample_run(), "github").splitlines() == [
+    assert render_report(sample_run(), "github").splitlines() == [
         "::error file=queries/hot.sql,line=12,title=querywarden%3A user_total_minutes fail (blocking)::"
         "plan changed: time_entries read by Seq Scan instead of Index Scan using ix_time_entries_user%0A"
         "buffers 4 → 16,396 (×4,099)%0A"
@@ -368,7 +368,7 @@ def test_github_annotations_exact_lines() -> None:
 
 
 def test_github_annotations_escape_properties_and_data() -> None:
-    text = render(RunResult((hostile_result(),)), "github")
+    text = render_report(RunResult((hostile_result(),)), "github")
     assert text.count("\n") == 1 and text.endswith("\n")
     assert text.startswith(
         "::error file=queries/evil%2Cfile%3Aname.sql,line=7,"
@@ -379,17 +379,17 @@ def test_github_annotations_escape_properties_and_data() -> None:
 
 def test_github_annotation_without_source_and_non_blocking_fail() -> None:
     result = QueryResult("q", Verdict.FAIL, False, ("slower\r\n",), 1.0)
-    assert render(RunResult((result,)), "github") == "::warning title=querywarden%3A q fail::slower%0D%0A\n"
+    assert render_report(RunResult((result,)), "github") == "::warning title=querywarden%3A q fail::slower%0D%0A\n"
 
 
 def test_github_annotation_paths_are_made_relative_to_the_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_WORKSPACE", "/home/runner/work/app")
     result = QueryResult("q", Verdict.FAIL, True, ("x",), 1.0, source=SourceLocation("/home/runner/work/app/q.sql", 3))
-    assert render(RunResult((result,)), "github").startswith("::error file=q.sql,line=3,")
+    assert render_report(RunResult((result,)), "github").startswith("::error file=q.sql,line=3,")
 
 
 def test_github_output_is_empty_when_nothing_to_say() -> None:
-    assert render(RunResult((sample_run().queries[0],)), "github") == ""
+    assert render_report(RunResult((sample_run().queries[0],)), "github") == ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -410,4 +410,4 @@ def test_plan_diff_of_identical_plans_marks_nothing() -> None:
 
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown report format 'pdf'"):
-        render(sample_run(), "pdf")  # type: ignore[arg-type]
+        render_report(sample_run(), "pdf")  # type: ignore[arg-type]

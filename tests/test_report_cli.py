@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from report_samples import hostile_result, sample_run
 
-from querywarden.cli_report import report
-from querywarden.results import write_results
+from querywarden.cli.report import report
+from querywarden.reports.results import write_results
 from querywarden.verdict import RunResult, Verdict
 
 

@@ -10,7 +10,7 @@ from report_samples import hostile_result, sample_run
 
 from querywarden.errors import QuerywardenError
 from querywarden.query import SourceLocation
-from querywarden.results import (
+from querywarden.reports.results import (
     ResultsError,
     read_results,
     run_from_dict,

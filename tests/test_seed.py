@@ -13,11 +13,11 @@ import pytest
 
 from querywarden.database import Server
 from querywarden.errors import ConfigError, DatabaseError
-from querywarden.seed import BUILD_LOCK_CLASS, Seed, build, drop_template, ensure_template, template_name
+from querywarden.seeding.seed import BUILD_LOCK_CLASS, Seed, build, drop_template, ensure_template, template_name
 
 SEED_MODULE = textwrap.dedent(
     """
-    from querywarden.seedkit import SeedKit
+    from querywarden.seeding.kit import SeedKit
 
     def plain(conn):
         conn.execute("INSERT INTO calls (what) VALUES ('plain')")

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from querywarden.cli import main
 from querywarden.database import Server
 from querywarden.measure import ENVIRONMENT_SETTINGS
-from querywarden.seed import Seed, drop_template, template_name
+from querywarden.seeding.seed import Seed, drop_template, template_name
 
 from conftest import EXAMPLE
 

@@ -14,14 +14,15 @@ import uuid
 from dataclasses import replace
 
 from querywarden.catalog import load_catalogs
-from querywarden.compare import Policy, compare
+from querywarden.judge import compare
+from querywarden.policy import Policy
 from querywarden.config import load_config
 from querywarden.database import Server
 from querywarden.database import connect
 from querywarden.fingerprint import identify
 from querywarden.measure import measure, prepare_session
 from querywarden.observation import Observation
-from querywarden.seed import Seed, build
+from querywarden.seeding.seed import Seed, build
 from querywarden.verdict import Verdict
 
 from conftest import EXAMPLE, REPO

@@ -17,7 +17,7 @@ from querywarden.fingerprint import identify
 from querywarden.measure import prepare_session
 from querywarden.plan import parse_explain
 from querywarden.query import GuardedQuery
-from querywarden.seed import Seed, ensure_template
+from querywarden.seeding.seed import Seed, ensure_template
 
 from conftest import EXAMPLE, REPO
 

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from querywarden.errors import DatabaseError
-from querywarden.seed import Seed
-from querywarden.seedkit import (
+from querywarden.seeding.seed import Seed
+from querywarden.seeding.kit import (
     SeedKit,
     Zipf,
     current_scale,
@@ -175,7 +175,7 @@ def test_a_failing_step_names_itself(conn: psycopg.Connection[tuple[object, ...]
 
 
 def test_the_example_in_the_module_docstring_seeds(tmp_path: Path, scratch_db: str) -> None:
-    import querywarden.seedkit as seedkit
+    import querywarden.seeding.kit as seedkit
 
     doc = seedkit.__doc__ or ""
     example = textwrap.dedent(doc.split("A minimal one:\n\n", 1)[1].split("\n\nSkew matters", 1)[0])

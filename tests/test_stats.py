@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from querywarden import stats
-from querywarden.stats import (
+from querywarden import timing_stats as stats
+from querywarden.timing_stats import (
     calibrated_ratio,
     compare_timings,
     extra_db_time,
@@ -595,7 +595,8 @@ def replay_decisions(shift: float, max_samples: int, trials: int = 30) -> Counte
 
 
 def test_the_replay_budget_tells_a_one_point_two_slowdown_from_noise() -> None:
-    from querywarden.measure import REPLAY_SAMPLE_FACTOR, MeasureSettings
+    from querywarden.measure import REPLAY_SAMPLE_FACTOR
+    from querywarden.policy import MeasureSettings
 
     budget = REPLAY_SAMPLE_FACTOR * MeasureSettings().max_samples
     # x1.2 against the x1.1 minimum effect at CV 25%: 30 of 30 with the budget (some take 300+ pairs)

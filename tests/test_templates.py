@@ -18,10 +18,10 @@ from click.testing import CliRunner, Result
 from psycopg import sql
 
 from querywarden.cli import main
-from querywarden.cli_templates import parse_duration
+from querywarden.cli.templates import parse_duration
 from querywarden.database import Server
 from querywarden.errors import ConfigError
-from querywarden.seed import (
+from querywarden.seeding.seed import (
     BUILD_LOCK_CLASS,
     RECORD_EVERY,
     Seed,
@@ -32,7 +32,7 @@ from querywarden.seed import (
     template_name,
     usage_comment,
 )
-from querywarden.seeded_templates import list_templates, prune_templates
+from querywarden.seeding.templates import list_templates, prune_templates
 
 LONG_AGO = datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
 WEEK = timedelta(days=7)

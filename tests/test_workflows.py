@@ -136,7 +136,7 @@ def _stand_ins(folder: Path) -> Path:
         '  exit "${FAKE_CHECK_STATUS:-0}"\n'
         "fi\n"
         'shift\n'
-        f'exec "{sys.executable}" -c "import sys; from querywarden.cli_report import report; '
+        f'exec "{sys.executable}" -c "import sys; from querywarden.cli.report import report; '
         'report(sys.argv[1:], prog_name=\'querywarden report\')" "$@"\n',
         encoding="utf-8",
     )
@@ -227,7 +227,7 @@ def run_action(
 def results_files(tmp_path: Path) -> dict[str, Path]:
     from report_samples import sample_run
 
-    from querywarden.results import write_results
+    from querywarden.reports.results import write_results
     from querywarden.verdict import RunResult
 
     blocking, clean = tmp_path / "blocking.json", tmp_path / "clean.json"

@@ -5,7 +5,7 @@
     python benchmarks/detection/run.py --explain  # one pass: what each scenario changes (blocks, plan, verdict)
 
 The labelled scenarios of `corpus.py` are measured on clones of the seeded time-tracker example,
-each several times, by querywarden (`runner.measure_queries` + `compare.compare` + the re-measure of
+each several times, by querywarden (`engine.evaluate`: measure, replay, `judge.compare` and the re-measure of
 timing-only blocks and warns, as `check` does)
 and by pytest-benchmark's `--benchmark-compare-fail=median:10%` (the tool a team would pick instead:
 a generated pytest file per scenario times each query with the `benchmark` fixture; a baseline is
@@ -18,7 +18,7 @@ session, so drift in machine speed hits all of them alike, as it hits a CI runne
 Printed: recall on blocking regressions (hot queries doing >= 1.5x the work), false alarms on benign
 changes and on unchanged runs (blocking verdicts, and separately any non-pass verdict), the smallest
 CPU-only slowdown detected in >= 95% of runs with <= 1% false alarms, the time to a verdict per
-query, the verdicts of each scenario, and what other compare.Policy thresholds would have given.
+query, the verdicts of each scenario, and what other Policy thresholds would have given.
 """
 
 from __future__ import annotations
@@ -52,16 +52,16 @@ from corpus import EXTRA_CATALOG, SCENARIOS, SCHEMA_DIR, SWEEP, Scenario  # noqa
 
 from querywarden.baseline import BaselineStore  # noqa: E402
 from querywarden.catalog import load_catalogs, parse_catalog  # noqa: E402
-from querywarden.compare import Policy, compare, flagged_on_timing_alone  # noqa: E402
 from querywarden.database import Server, connect  # noqa: E402
+from querywarden.engine import Statement, database_site, evaluate, refresh  # noqa: E402
 from querywarden.errors import DatabaseError  # noqa: E402
 from querywarden.fingerprint import identify  # noqa: E402
-from querywarden.measure import DEFAULT_PINNED_SETTINGS, MeasureFailure, MeasureSettings  # noqa: E402
-from querywarden.observation import Observation  # noqa: E402
+from querywarden.judge import compare  # noqa: E402
+from querywarden.observation import Observation, Outcome  # noqa: E402
+from querywarden.policy import DEFAULT_PINNED_SETTINGS, MeasureSettings, Policy  # noqa: E402
 from querywarden.query import GuardedQuery  # noqa: E402
-from querywarden.runner import Target, load_baselines, measure_queries, update  # noqa: E402
-from querywarden.seed import Seed, ensure_template  # noqa: E402
-from querywarden.stats import TimingComparison  # noqa: E402
+from querywarden.seeding.seed import Seed, ensure_template  # noqa: E402
+from querywarden.timing_stats import TimingComparison  # noqa: E402
 from querywarden.verdict import QueryResult  # noqa: E402
 
 EXAMPLE = HERE.parents[1] / "examples" / "timetracker"
@@ -238,7 +238,7 @@ class Record:
     work_ratio: float | None = None
     reasons: tuple[str, ...] = ()
     before: Observation | None = None
-    after: Observation | MeasureFailure | None = None
+    after: Outcome | None = None
     replay: TimingComparison | None = None
 
     @property
@@ -246,7 +246,7 @@ class Record:
         return self.verdict != "pass"
 
 
-def work_ratio(before: Observation, after: Observation | MeasureFailure) -> float | None:
+def work_ratio(before: Observation, after: Outcome) -> float | None:
     if not isinstance(after, Observation):
         return None
     blocks = max(after.buffers.total, 1) / max(before.buffers.total, 1)
@@ -258,7 +258,7 @@ def work_ratio(before: Observation, after: Observation | MeasureFailure) -> floa
 
 
 class Stamps:
-    """Progress lines of measure_queries with their times, to attribute the run's time to queries."""
+    """Progress lines of the engine with their times, to attribute the run's time to queries."""
 
     _NAME = re.compile(r"^(?:measuring|replaying the baseline SQL of) (\S+)")
 
@@ -291,45 +291,35 @@ class Querywarden:
 
     def record_baselines(self, db: Database, profile: Profile, queries: Sequence[GuardedQuery], directory: Path) -> None:
         store = BaselineStore(directory)
-        target = Target(self.server, db.qw_dbname, seed_fingerprint=db.seed.data_fingerprint())
-        measured = measure_queries(target, queries, measure_settings(profile))
-        update(queries, measured, store, self.policy)
-        self.baselines[(db.key.scale, profile)] = load_baselines(queries, store)  # read back: what `check` compares with
+        place = database_site(self.server, db.qw_dbname, db.seed.data_fingerprint())
+        refresh(evaluate(place.statements(queries, {}), place.site, measure_settings(profile), self.policy, confirm_warns=False), store)
+        self.baselines[(db.key.scale, profile)] = store.load_all()  # read back: what `check` compares with
 
     def baseline(self, scale: float, profile: Profile, name: str) -> Observation:
         return self.baselines[(scale, profile)][name]
 
     def run(self, db: Database, profile: Profile, cases: Sequence[Case], rep: int) -> list[Record]:
-        target = Target(self.server, db.qw_dbname, seed_fingerprint=db.seed.data_fingerprint())
+        place = database_site(self.server, db.qw_dbname, db.seed.data_fingerprint())
         before = {c.query.name: self.baseline(db.key.scale, profile, c.base_name) for c in cases}
         for case in cases:
             if case.base_statement_count != 1:
                 before[case.query.name] = replace(before[case.query.name], statement_count=case.base_statement_count)
-        replayable = {name: obs for name, obs in before.items() if next(c for c in cases if c.query.name == name).replay}
         stamps = Stamps()
         started = time.perf_counter()
-        measured = measure_queries(target, [c.query for c in cases], measure_settings(profile), stamps, replayable)
-
-        def judge(case: Case) -> tuple[Observation | MeasureFailure, QueryResult]:
-            after = measured.outcomes[case.query.name]
-            if isinstance(after, Observation) and case.statement_count != 1:
-                after = replace(after, statement_count=case.statement_count)
-            replay = measured.replays.get(case.query.name)
-            return after, compare(case.query.name, before[case.query.name], after, self.policy, None, replay)
-
-        # As `check` does (runner.measure_and_check): a block or warn that rests on timing alone is measured again.
-        first = {c.query.name: judge(c)[1] for c in cases}
-        suspects = [c for c in cases if flagged_on_timing_alone(first[c.query.name], self.policy)]
-        if suspects:
-            again = measure_queries(target, [c.query for c in suspects], measure_settings(profile), stamps, replayable)
-            measured.outcomes.update(again.outcomes)
-            measured.replays.update(again.replays)
-            for case in suspects:
-                self.remeasured[(case.group, first[case.query.name].verdict.value, judge(case)[1].verdict.value)] += 1
+        # As `check` does: the engine measures, replays changed SQL, judges, and measures a block or warn
+        # that rests on timing alone once more.
+        statements = [
+            Statement(c.query, place.database, before[c.query.name], executions=c.statement_count, replay=c.replay)
+            for c in cases
+        ]
+        evaluation = evaluate(statements, place.site, measure_settings(profile), self.policy, progress=stamps)
+        for position, first in evaluation.confirmed.items():
+            case = cases[position]
+            self.remeasured[(case.group, first.verdict.value, evaluation.results[position].verdict.value)] += 1
         records = []
-        for case in cases:
-            after, result = judge(case)
-            replay = measured.replays.get(case.query.name)
+        for position, case in enumerate(cases):
+            after, result = evaluation.outcomes[position], evaluation.results[position]
+            replay = evaluation.replays.get(position)
             records.append(
                 Record(
                     "querywarden", case, rep, result.verdict.value, result.blocking, 0.0, 0.0,
@@ -1050,7 +1040,7 @@ def report(
     print()
 
     # ------------------------------------------------------------ other thresholds
-    print("What other compare.Policy thresholds would have given (querywarden's measurements re-judged):")
+    print("What other Policy thresholds would have given (querywarden's measurements re-judged):")
     variants = [
         ("default", policy),
         ("buffers_floor=2", replace(policy, buffers_floor=2)),

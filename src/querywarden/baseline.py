@@ -131,7 +131,7 @@ def _checked(observation: Observation) -> Observation:
     return observation
 
 
-def render(observation: Observation) -> str:
+def baseline_text(observation: Observation) -> str:
     """The exact text of a baseline file: stable key order, two-space indent, trailing newline."""
     document = {"format": FORMAT_VERSION, "query": observation_to_dict(observation)}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -157,37 +157,45 @@ def _loads(text: str) -> Any:
 _MALFORMED = (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError)
 
 
-def parse(text: str, origin: str) -> Observation:
-    """Parse a baseline file's text; any defect is a BaselineError naming `origin` and the fix."""
+_QUERY_HINT = "`querywarden update`"
+_TEST_HINT = "with --querywarden-update"
+
+
+def _document(text: str, origin: str, what: str, hint: str) -> Any:
+    """The JSON document of a baseline file of either kind; any defect is a BaselineError naming `origin`."""
     if "<<<<<<<" in text or ">>>>>>>" in text:
-        raise BaselineError(
-            f"{origin}: contains git merge-conflict markers; resolve the conflict or re-run `querywarden update`"
-        )
+        raise BaselineError(f"{origin}: contains git merge-conflict markers; resolve the conflict or re-run {hint}")
     try:
-        document = _loads(text)
+        return _loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
-            f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}); "
-            "restore it from git or re-run `querywarden update`"
+            f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}); restore it from git or re-run {hint}"
         ) from None
     except (ValueError, RecursionError) as exc:
         raise BaselineError(
-            f"{origin}: not a usable baseline ({type(exc).__name__}: {exc}); "
-            "restore it from git or re-run `querywarden update`"
+            f"{origin}: not a usable {what} ({type(exc).__name__}: {exc}); restore it from git or re-run {hint}"
         ) from None
+
+
+def _check_format(document: dict[str, Any], origin: str, what: str, supported: int, hint: str) -> None:
+    if isinstance(document["format"], bool) or document["format"] != supported:
+        raise BaselineError(
+            f"{origin}: {what} format {document['format']!r} is not the supported format {supported}; "
+            f"re-run {hint} with this version"
+        )
+
+
+def parse(text: str, origin: str) -> Observation:
+    """Parse a baseline file's text; any defect is a BaselineError naming `origin` and the fix."""
+    document = _document(text, origin, "baseline", _QUERY_HINT)
     if not isinstance(document, dict) or "format" not in document:
         raise BaselineError(f"{origin}: not a querywarden baseline (no 'format' key); delete it or re-run update")
-    if isinstance(document["format"], bool) or document["format"] != FORMAT_VERSION:
-        raise BaselineError(
-            f"{origin}: baseline format {document['format']!r} is not the supported format {FORMAT_VERSION}; "
-            "re-run `querywarden update` with this version"
-        )
+    _check_format(document, origin, "baseline", FORMAT_VERSION, _QUERY_HINT)
     try:
         return observation_from_dict(document["query"])
     except _MALFORMED as exc:
         raise BaselineError(
-            f"{origin}: malformed baseline ({type(exc).__name__}: {exc}); "
-            "restore it from git or re-run `querywarden update`"
+            f"{origin}: malformed baseline ({type(exc).__name__}: {exc}); restore it from git or re-run {_QUERY_HINT}"
         ) from None
 
 
@@ -222,16 +230,26 @@ class BaselineStore:
 
     def names(self) -> list[str]:
         """Query names of every baseline file in the directory (each file is parsed, so corruption shows)."""
+        return list(self.load_all())
+
+    def load_all(self) -> dict[str, Observation]:
+        """Every baseline in the directory by query name, each file read and parsed once per run."""
         if not self.directory.is_dir():
-            return []
-        names = []
+            return {}
+        found: dict[str, Observation] = {}
         for path in sorted(self.directory.glob("*.json")):
-            names.append(parse(_read(path), str(path)).name)
-        return names
+            observation = parse(_read(path), str(path))
+            if file_name(observation.name) != path.name:
+                raise BaselineError(
+                    f"{path}: holds the baseline of {observation.name!r}, whose file is {file_name(observation.name)}; "
+                    f"it was renamed or hand-edited, re-run {_QUERY_HINT}"
+                )
+            found[observation.name] = observation
+        return found
 
     def write(self, observation: Observation) -> bool:
         """Write atomically (temp file, fsync, rename); return False when the text is unchanged."""
-        return _write_atomically(self.directory, self.path_for(observation.name), render(observation))
+        return _write_atomically(self.directory, self.path_for(observation.name), baseline_text(observation))
 
     def remove(self, names: Iterable[str]) -> list[Path]:
         removed = []
@@ -293,7 +311,7 @@ def path_file_name(test: str) -> str:
     return name
 
 
-def render_path(baseline: PathBaseline) -> str:
+def path_baseline_text(baseline: PathBaseline) -> str:
     """The exact text of a test's baseline file: sorted keys, two-space indent, trailing newline."""
     statements = [observation_to_dict(statement) for statement in baseline.statements]
     environments = [statement.pop("environment") for statement in statements]
@@ -313,18 +331,7 @@ def render_path(baseline: PathBaseline) -> str:
 
 
 def _path_document(text: str, origin: str, update_hint: str) -> dict[str, Any]:
-    if "<<<<<<<" in text or ">>>>>>>" in text:
-        raise BaselineError(f"{origin}: contains git merge-conflict markers; resolve the conflict or re-run {update_hint}")
-    try:
-        document = _loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}); restore it from git or re-run {update_hint}"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise BaselineError(
-            f"{origin}: not a usable test baseline ({type(exc).__name__}: {exc}); restore it from git or re-run {update_hint}"
-        ) from None
+    document = _document(text, origin, "test baseline", update_hint)
     if isinstance(document, dict) and "query" in document and "test" not in document:
         raise BaselineError(
             f"{origin}: is a per-query baseline of `querywarden check`, not a test baseline; "
@@ -332,15 +339,11 @@ def _path_document(text: str, origin: str, update_hint: str) -> dict[str, Any]:
         )
     if not isinstance(document, dict) or "format" not in document or "test" not in document:
         raise BaselineError(f"{origin}: not a querywarden test baseline (no 'format'/'test' keys); delete it or re-run {update_hint}")
-    if isinstance(document["format"], bool) or document["format"] != PATH_FORMAT_VERSION:
-        raise BaselineError(
-            f"{origin}: test baseline format {document['format']!r} is not the supported format "
-            f"{PATH_FORMAT_VERSION}; re-run {update_hint} with this version"
-        )
+    _check_format(document, origin, "test baseline", PATH_FORMAT_VERSION, update_hint)
     return document
 
 
-def parse_path(text: str, origin: str, update_hint: str = "with --querywarden-update") -> PathBaseline:
+def parse_path(text: str, origin: str, update_hint: str = _TEST_HINT) -> PathBaseline:
     """Parse a test's baseline file; any defect is a BaselineError naming `origin` and the fix."""
     document = _path_document(text, origin, update_hint)
     try:
@@ -406,7 +409,7 @@ class PathBaselineStore:
 
     def write(self, baseline: PathBaseline) -> bool:
         """Write atomically (temp file, fsync, rename); return False when the text is unchanged."""
-        return _write_atomically(self.directory, self.path_for(baseline.test), render_path(baseline))
+        return _write_atomically(self.directory, self.path_for(baseline.test), path_baseline_text(baseline))
 
     def remove(self, path: Path) -> bool:
         try:

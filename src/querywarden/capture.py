@@ -13,8 +13,8 @@ A target is a psycopg 3 `Connection`, a SQLAlchemy 2 `Engine`, `Connection`, `Se
   Cursors opened by the connection inside the block record `execute`, `executemany` and `stream`,
   also for server-side (named) cursors; a cursor opened before the block is not seen, and neither
   is COPY.
-- SQLAlchemy: its `after_cursor_execute` event (the twin of `before_cursor_execute` that fires once
-  the statement ran) on the engine or connection (a session is
+- SQLAlchemy: its `after_cursor_execute` event, which fires once the statement ran, on the engine
+  or connection (a session is
   captured through the engine or connection it is bound to).
 - Django: `connection.execute_wrapper`, for the connection of the current thread.
 
@@ -29,19 +29,15 @@ import sysconfig
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql as pg_sql
 from psycopg.conninfo import make_conninfo
 
-from .query import Params, SourceLocation
-
-Binding = Literal["server", "client", "raw"]
-"""How the statement's parameters reach the server: psycopg's `Cursor`, `ClientCursor` or `RawCursor`."""
+from .query import Binding, CapturedStatement, Params, SourceLocation
 
 # Frames of these top-level packages are library code, never "the calling line".
 LIBRARY_PACKAGES = frozenset(
@@ -58,32 +54,6 @@ _STDLIB_DIRS = tuple(
         }
     )
 )
-
-
-@dataclass(frozen=True)
-class CapturedStatement:
-    """One statement as the application ran it.
-
-    `executions` is more than 1 for `executemany`; `params` then holds the first parameter set.
-    `database` is the libpq conninfo of the connection it ran on, password included, so it can be
-    measured there; it is never shown (keep it out of messages).
-    """
-
-    sql: str
-    params: Params
-    source: SourceLocation | None
-    function: str | None
-    via: str
-    executions: int = 1
-    binding: Binding = "server"
-    database: str = field(default="", repr=False, compare=False)
-
-    @property
-    def where(self) -> str:
-        """The calling line as people read it: `app.py:42 in dashboard`."""
-        if self.source is None:
-            return "unknown caller"
-        return f"{self.source}" + (f" in {self.function}" if self.function else "")
 
 
 class Capture:
@@ -201,7 +171,6 @@ def conninfo_of(conn: Any) -> str:
 
 # --- one hook per target, shared by every open capture of it --------------------------------------
 
-Sink = Capture
 
 
 class _Hook:
@@ -210,14 +179,14 @@ class _Hook:
     def __init__(self, install: Callable[[_Hook], Callable[[], None]]) -> None:
         self._install = install
         self._uninstall: Callable[[], None] | None = None
-        self.sinks: list[Sink] = []
+        self.sinks: list[Capture] = []
 
-    def attach(self, sinks: Sequence[Sink]) -> None:
+    def attach(self, sinks: Sequence[Capture]) -> None:
         if self._uninstall is None:
             self._uninstall = self._install(self)
         self.sinks.extend(sinks)
 
-    def detach(self, sinks: Sequence[Sink]) -> bool:
+    def detach(self, sinks: Sequence[Capture]) -> bool:
         """Remove `sinks`; uninstall when none are left. True when the hook is gone."""
         for sink in sinks:
             for index, present in enumerate(self.sinks):
@@ -231,7 +200,7 @@ class _Hook:
         return True
 
     def emit(self, statement: CapturedStatement) -> None:
-        delivered: list[Sink] = []
+        delivered: list[Capture] = []
         for sink in list(self.sinks):
             if not any(sink is done for done in delivered):
                 sink.record(statement)
@@ -248,7 +217,7 @@ def _hook_for(conn: object) -> _Hook | None:
 
 
 @contextmanager
-def _hooked(key: object, install: Callable[[_Hook], Callable[[], None]], sinks: Sequence[Sink]) -> Iterator[None]:
+def _hooked(key: object, install: Callable[[_Hook], Callable[[], None]], sinks: Sequence[Capture]) -> Iterator[None]:
     with _HOOKS_LOCK:
         entry = _HOOKS.get(id(key))
         if entry is None or entry[0] is not key:
@@ -354,7 +323,7 @@ def _install_psycopg(conn: psycopg.Connection[Any]) -> Callable[[_Hook], Callabl
     return install
 
 
-# --- SQLAlchemy: the before_cursor_execute event ---------------------------------------------------
+# --- SQLAlchemy: the after_cursor_execute event ---------------------------------------------------
 
 
 def _sqlalchemy_bind(target: Any) -> Any:

@@ -1,19 +1,28 @@
-"""Project settings from `[tool.querywarden]` in pyproject.toml, shared by the CLI and the pytest plugin."""
+"""Configuration, resolved once for the CLI and the plugin alike, with where each value came from.
+
+Each shell hands over what was given explicitly (flags, environment, pytest ini: the `Explicit`
+layers, highest first); `resolve` fills what they leave open from `[tool.querywarden]` in
+pyproject.toml, then from defaults, and every resulting `Setting` says which of them won.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .compare import Policy
 from .errors import ConfigError
-from .measure import DEFAULT_PINNED_SETTINGS, MeasureSettings
+from .policy import DEFAULT_PINNED_SETTINGS, POLICY_WORDING, MeasureSettings, Policy
+
+if TYPE_CHECKING:
+    from .seeding.seed import Seed
 
 # pyproject key -> (dataclass, field) it sets
-_POLICY_KEYS = {f.name.replace("_", "-"): f.name for f in fields(Policy) if f.name != "strict"}
+_POLICY_KEYS = {f.name.replace("_", "-"): f.name for f in fields(Policy) if f.name not in POLICY_WORDING}
 _MEASURE_KEYS = {
     "statement-timeout-ms": "statement_timeout_ms",
     "warmup": "warmup",
@@ -41,6 +50,7 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     source: str = "defaults"
+    given: frozenset[str] = frozenset()  # the [tool.querywarden] keys the table set
 
     def path(self, value: str) -> Path:
         path = Path(value)
@@ -102,10 +112,11 @@ def config_from_table(table: Mapping[str, Any], root: Path, origin: str) -> Conf
         if not isinstance(settings, dict):
             raise ConfigError(f"{origin}: `settings` must be a table of PostgreSQL settings")
         changes["pinned"] = {**DEFAULT_PINNED_SETTINGS, **{str(k): str(v) for k, v in settings.items()}}
-    measure = replace(measure, **changes)
-    if measure.max_run_s < 0 or measure.max_run_s != measure.max_run_s:
-        raise ConfigError(f"{origin}: `max-run-seconds` must be a number of seconds >= 0 (0: no cap)")
-    config = Config(root=root, policy=policy, measure=measure, source=origin)
+    try:
+        measure = replace(measure, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    config = Config(root=root, policy=policy, measure=measure, source=origin, given=frozenset(table))
     if "catalog" in table:
         config = replace(config, catalog=_strings(table["catalog"], "catalog", origin))
     if "seed" in table:
@@ -140,3 +151,155 @@ def load_config(start: Path | None = None) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"{pyproject}: [tool.querywarden] must be a table")
     return config_from_table(table, pyproject.parent, str(pyproject))
+
+
+# --- resolving: explicit layers -> [tool.querywarden] -> defaults ----------------------------------
+
+DSN_ENV = "QUERYWARDEN_DSN"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A resolved value, where it came from, and the directory its relative paths are taken from."""
+
+    value: Any
+    origin: str
+    base: Path
+
+
+# key -> (pyproject key, default); the order is the order settings are shown in
+_RESOLVED: Mapping[str, tuple[str | None, Any]] = {
+    "dsn": (None, None),
+    "catalog": ("catalog", ()),
+    "baselines": ("baselines", "baselines"),
+    "schema": ("schema", ()),
+    "seed": ("seed", ()),
+    "scale": ("scale", 1.0),
+    "calls_per_minute": ("default-calls-per-minute", 60.0),
+    "hot_calls_per_minute": ("hot-calls-per-minute", 1000.0),
+    "statement_timeout_ms": ("statement-timeout-ms", 30_000),
+    "max_run_s": ("max-run-seconds", 0.0),
+}
+_POSITIVE = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold",
+             "statement_timeout_ms": "the statement timeout", "max_run_s": "the run's time cap"}
+
+
+def positive(value: Any, what: str, origin: str) -> float:
+    """A positive finite number from a flag, the environment or an ini file, or a ConfigError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{what} from {origin} must be a positive number, not {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Every setting of a run with its origin, and the policies that follow from them."""
+
+    settings: Mapping[str, Setting]
+    policy: Policy
+    measure: MeasureSettings
+    project: Config
+
+    def __getitem__(self, key: str) -> Setting:
+        return self.settings[key]
+
+    def path(self, key: str) -> Path:
+        setting = self.settings[key]
+        path = Path(setting.value)
+        return path if path.is_absolute() else setting.base / path
+
+    def paths(self, key: str) -> list[Path]:
+        setting = self.settings[key]
+        return [Path(v) if Path(v).is_absolute() else setting.base / v for v in setting.value]
+
+    def seed(self) -> Seed | None:
+        """Schema and data to build the template from, or None when neither is set.
+
+        Items stay relative to the data's directory, so the data fingerprint recorded in baselines is
+        the same in every checkout; schema items given elsewhere are made relative to it.
+        """
+        from .seeding.seed import Seed
+
+        data, schema = self.settings["seed"], self.settings["schema"]
+        if not data.value and not schema.value:
+            return None
+        base = data.base if data.value else schema.base
+        schema_items = tuple(_rebase(item, schema.base, base) for item in schema.value)
+        return Seed(tuple(data.value), float(self.settings["scale"].value), base, schema_items)
+
+
+def resolve(
+    explicit: Sequence[Mapping[str, Setting]],
+    start: Path | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    from_project: Sequence[str] = tuple(_RESOLVED),
+) -> Resolved:
+    """Fill each setting from the first explicit layer that has it, then `[tool.querywarden]` (for the
+    keys in `from_project`), then `defaults` (overriding the built-in ones); numbers are checked once."""
+    project = load_config(start)
+    shown = f"[tool.querywarden] in {Path(project.source).name}" if project.source != "defaults" else "default"
+    chosen: dict[str, Setting] = {}
+    for key, (pyproject_key, default) in _RESOLVED.items():
+        layer = next((found[key] for found in explicit if key in found), None)
+        if layer is not None:
+            chosen[key] = layer
+        elif pyproject_key is not None and pyproject_key in project.given and key in from_project:
+            chosen[key] = Setting(_project_value(project, key), shown, project.root)
+        else:
+            chosen[key] = Setting((defaults or {}).get(key, default), "default", project.root)
+    for key, what in _POSITIVE.items():
+        setting = chosen[key]
+        if setting.origin != "default" or key in (defaults or {}):
+            if key == "max_run_s" and setting.value in (0, 0.0):
+                continue
+            chosen[key] = replace(setting, value=positive(setting.value, what, setting.origin))
+    measure = replace(
+        project.measure,
+        statement_timeout_ms=int(chosen["statement_timeout_ms"].value),
+        max_run_s=float(chosen["max_run_s"].value),
+    )
+    policy = replace(project.policy, hot_calls_per_minute=float(chosen["hot_calls_per_minute"].value))
+    return Resolved(chosen, policy, measure, project)
+
+
+def _project_value(project: Config, key: str) -> Any:
+    return {
+        "catalog": project.catalog,
+        "baselines": project.baselines,
+        "schema": project.schema,
+        "seed": project.seed,
+        "scale": project.scale,
+        "calls_per_minute": project.default_calls_per_minute,
+        "hot_calls_per_minute": project.policy.hot_calls_per_minute,
+        "statement_timeout_ms": project.measure.statement_timeout_ms,
+        "max_run_s": project.measure.max_run_s,
+    }[key]
+
+
+def dsn_setting(option: str | None, flag: str = "--dsn") -> Setting:
+    """The DSN and where it came from: the flag, then $QUERYWARDEN_DSN, else none (an embedded cluster)."""
+    here = Path.cwd()
+    if option:
+        return Setting(option, flag, here)
+    return environment_layer(here).get("dsn") or Setting(None, "embedded", here)
+
+
+def environment_layer(base: Path) -> dict[str, Setting]:
+    """What the environment sets: the DSN."""
+    value = os.environ.get(DSN_ENV)
+    return {"dsn": Setting(value, f"${DSN_ENV}", base)} if value else {}
+
+
+def _rebase(item: str, base: Path, new_base: Path) -> str:
+    """A seed item relative to `base`, made relative to `new_base` (modules and absolute paths stay)."""
+    target, colon, function = item.rpartition(":")
+    path_part = target if colon and target.endswith(".py") else item
+    if base == new_base or Path(path_part).is_absolute() or not (path_part.endswith((".sql", ".py"))):
+        return item
+    moved = os.path.relpath(base / path_part, new_base)
+    return f"{moved}:{function}" if colon and target.endswith(".py") else moved

@@ -15,9 +15,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .config import DSN_ENV
 from .errors import ConfigError, DatabaseError
 
-DSN_ENV = "QUERYWARDEN_DSN"
 # The password of a URL runs to the last `@` of its authority, so an unencoded `@` in it is masked too.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^/\s]*)(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -47,15 +47,6 @@ def scrub(text: str, dsn: str | None) -> str:
         if password:
             text = text.replace(str(password), "***")
     return text
-
-
-def resolve_dsn(option: str | None) -> tuple[str | None, str]:
-    """The DSN to use and where it came from: the flag, then $QUERYWARDEN_DSN, else none (embedded)."""
-    if option:
-        return option, "--dsn"
-    if os.environ.get(DSN_ENV):
-        return os.environ[DSN_ENV], f"${DSN_ENV}"
-    return None, "embedded"
 
 
 def with_dbname(dsn: str, dbname: str) -> str:

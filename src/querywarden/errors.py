@@ -26,3 +26,22 @@ class DatabaseError(QuerywardenError):
 
 class ConfigError(QuerywardenError):
     """A setting is missing or has a value querywarden cannot use."""
+
+
+class ResultsError(QuerywardenError):
+    """A results file is missing, unreadable or not one querywarden wrote."""
+
+
+class StatsImportError(QuerywardenError):
+    """A pg_stat_statements export cannot be used."""
+
+
+class RunTimeExceeded(QuerywardenError):
+    """The whole-run time cap was reached: the queries it names were not measured, so there is no verdict."""
+
+
+class ReadOnlyViolation(Exception):
+    """A statement measured as a read tried to write (a function with side effects).
+
+    Not a user error: the engine catches it and measures the statement on a throwaway clone instead.
+    """

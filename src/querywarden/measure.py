@@ -12,29 +12,20 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from .errors import CatalogError, DatabaseError
+from .errors import CatalogError, DatabaseError, ReadOnlyViolation
 from .fingerprint import SqlIdentity, identify
-from .observation import Observation, Timing
+from .observation import Observation, Timing, Unmeasured
 from .plan import PlanNode, parse_explain
+from .policy import MeasureSettings
 from .query import GuardedQuery
-from .stats import TimingComparison, sample_adaptively
+from .timing_stats import TimingComparison, sample_adaptively
 
-# Planner inputs pinned by default so plans do not depend on the machine running the check; each can
-# be overridden (or set to match production) with [tool.querywarden.settings].
-DEFAULT_PINNED_SETTINGS: Mapping[str, str] = {
-    "effective_cache_size": "4GB",
-    "jit": "off",
-    "max_parallel_workers_per_gather": "0",
-    "random_page_cost": "4",
-    "seq_page_cost": "1",
-    "work_mem": "4MB",
-}
 # Settings that change plans or block counts; recorded in every baseline as its environment.
 ENVIRONMENT_SETTINGS = (
     "block_size",
@@ -59,33 +50,6 @@ ENVIRONMENT_SETTINGS = (
     "seq_page_cost",
     "work_mem",
 )
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How hard to measure: warm-ups, timing samples, time cap, timeout and pinned settings."""
-
-    statement_timeout_ms: int = 30_000
-    warmup: int = 2
-    min_samples: int = 7
-    max_samples: int = 40
-    time_cap_s: float = 1.5
-    pinned: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PINNED_SETTINGS))
-    search_path: str = '"$user", public'
-    # Whole-run cap in seconds (0: none). Queries left when it is reached are not measured: the run fails.
-    max_run_s: float = 0.0
-    # Keep literal values (bound parameters included) in plan details; off by default, as they can be personal data.
-    store_params: bool = False
-
-
-@dataclass(frozen=True)
-class MeasureFailure:
-    """A statement that ran but could not be measured to the end (it exceeded the timeout)."""
-
-    name: str
-    message: str
-    sql: str
-    calls_per_minute: float
 
 
 def prepare_session(conn: psycopg.Connection[Any], settings: MeasureSettings) -> dict[str, str]:
@@ -247,10 +211,6 @@ def replay_against(
     return result.comparison
 
 
-class ReadOnlyViolation(Exception):
-    """A query classified as a read tried to write (a function with side effects)."""
-
-
 def measure(
     conn: psycopg.Connection[Any],
     query: GuardedQuery,
@@ -259,7 +219,7 @@ def measure(
     *,
     read_only: bool | None = None,
     probe_ms: float | None = None,
-) -> Observation | MeasureFailure:
+) -> Observation | Unmeasured:
     """Measure one query on a prepared connection.
 
     Reads run in READ ONLY transactions; a read that turns out to write raises ReadOnlyViolation so the
@@ -281,11 +241,12 @@ def measure(
                 plan = redact_plan(plan)
             samples = collect_samples(lambda: _timed(cur, query.sql, params, read_only), settings)
     except pg_errors.QueryCanceled:
-        return MeasureFailure(
+        return Unmeasured(
             name=query.name,
             message=f"exceeded the statement timeout of {settings.statement_timeout_ms / 1000:g} s",
             sql=query.sql,
             calls_per_minute=query.calls_per_minute,
+            timed_out=True,
         )
     except pg_errors.ReadOnlySqlTransaction:
         raise ReadOnlyViolation(query.name) from None

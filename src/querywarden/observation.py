@@ -70,3 +70,20 @@ class Observation:
     @property
     def signature(self) -> tuple[str, ...]:
         return self.plan.signature()
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    """A statement that could not be measured to the end: it timed out, or it could not run at all.
+
+    A timeout is a verdict (a runaway query blocks); any other failure means there is nothing to judge.
+    """
+
+    name: str
+    message: str
+    sql: str
+    calls_per_minute: float
+    timed_out: bool = False
+
+
+Outcome = Observation | Unmeasured

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 Params = Mapping[str, Any] | Sequence[Any] | None
 
@@ -30,3 +30,33 @@ class GuardedQuery:
     calls_per_minute: float
     budget_ms: float | None = None
     source: SourceLocation | None = None
+
+
+Binding = Literal["server", "client", "raw"]
+"""How the statement's parameters reach the server: psycopg's `Cursor`, `ClientCursor` or `RawCursor`."""
+
+
+@dataclass(frozen=True)
+class CapturedStatement:
+    """One statement as the application ran it.
+
+    `executions` is more than 1 for `executemany`; `params` then holds the first parameter set.
+    `database` is the libpq conninfo of the connection it ran on, password included, so it can be
+    measured there; it is never shown (keep it out of messages).
+    """
+
+    sql: str
+    params: Params
+    source: SourceLocation | None
+    function: str | None
+    via: str
+    executions: int = 1
+    binding: Binding = "server"
+    database: str = field(default="", repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        """The calling line as people read it: `app.py:42 in dashboard`."""
+        if self.source is None:
+            return "unknown caller"
+        return f"{self.source}" + (f" in {self.function}" if self.function else "")

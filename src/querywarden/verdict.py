@@ -47,12 +47,6 @@ class QueryResult:
             return None
         return self.after.timing.median_ms / self.before.timing.median_ms
 
-    @property
-    def buffers_ratio(self) -> float | None:
-        if self.before is None or self.after is None:
-            return None
-        return max(self.after.buffers.total, 1) / max(self.before.buffers.total, 1)
-
 
 @dataclass(frozen=True)
 class RunResult:

@@ -4,7 +4,7 @@ A seed callable named in `seed` (`module:function` or `file.py:function`) is cal
 connection and, when its signature asks for them by name, `scale`, `progress` and `kit` (a ready
 `SeedKit`). A minimal one:
 
-    from querywarden.seedkit import SeedKit
+    from querywarden.seeding.kit import SeedKit
 
     def seed(conn, *, kit: SeedKit) -> None:
         workspaces, users = kit.scaled(2_000), kit.scaled(20_000)
@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .errors import DatabaseError
+from ..errors import DatabaseError
 
 Progress = Callable[[str], None]
 DEFAULT_RANDOM_SEED = 42

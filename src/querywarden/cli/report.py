@@ -8,10 +8,10 @@ from typing import Any, cast
 
 import click
 
-from .errors import QuerywardenError
-from .render import FORMATS, Format, render
-from .results import read_results
-from .verdict import RunResult
+from ..errors import QuerywardenError
+from ..reports.render import FORMATS, Format, render_report
+from ..reports.results import read_results
+from ..verdict import RunResult
 
 
 class ReportInputError(click.ClickException):
@@ -76,7 +76,7 @@ def report(ctx: click.Context, sources: tuple[Path, ...], fmt: str, output: Path
     except QuerywardenError as exc:
         raise ReportInputError(str(exc)) from None
     run = RunResult.merge(runs)
-    text = render(run, cast(Format, fmt))
+    text = render_report(run, cast(Format, fmt))
     if output is None:
         click.echo(text, nl=False)
     else:

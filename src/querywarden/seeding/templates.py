@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from .database import Server, scrub
-from .errors import DatabaseError
+from ..database import Server, scrub
+from ..errors import DatabaseError
 from .seed import BUILD_LOCK_CLASS, RECORD_EVERY, Usage, drop_template, read_usage
 
 BUILDING_SUFFIX = "_building"

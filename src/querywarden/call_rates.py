@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import parse_catalog
-from .errors import QuerywardenError
+from .errors import StatsImportError
 from .fingerprint import identify
 from .query import GuardedQuery
 from .sqlscan import scan
@@ -62,10 +62,6 @@ _SIGN_CONTEXT = {
 _APP_FIRST_WORDS = {"select", "with", "insert", "update", "delete", "merge", "values", "table"}
 _RELATION_AFTER = {"from", "join", "into", "update", "using"}
 _STRING_PREFIXES = {"e", "b", "x", "n"}
-
-
-class StatsImportError(QuerywardenError):
-    """A pg_stat_statements export that cannot be read or used."""
 
 
 # --------------------------------------------------------------------------------------------------

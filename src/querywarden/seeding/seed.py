@@ -4,7 +4,7 @@ A seed is a schema (the application's DDL or migrations: changing it is what the
 and data items; each is SQL files and/or Python callables (`module:function` or
 `path/to/file.py:function`). A callable gets the seeding connection and, when its signature names
 them, `scale` (the scale factor), `progress` (a callable taking a line of text) and `kit` (a
-`querywarden.seedkit.SeedKit` for fast, skewed, deterministic data); it may return the number of
+`querywarden.seeding.kit.SeedKit` for fast, skewed, deterministic data); it may return the number of
 rows it wrote. SQL can read the scale with `current_setting('querywarden.scale')`.
 
 After loading, autovacuum is turned off on every table (whatever the seed's DDL says, so nothing
@@ -22,7 +22,7 @@ import importlib.util
 import inspect
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,10 +31,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import Server, connect, scrub
-from .errors import ConfigError, DatabaseError
-from .seedkit import SeedKit, heartbeat, human_seconds, rate_text
-from .sqlscan import scan, split_statements
+from ..database import Server, connect, scrub
+from ..errors import ConfigError, DatabaseError
+from .kit import SeedKit, heartbeat, human_seconds, rate_text
+from ..sqlscan import scan, split_statements
 
 Progress = Callable[[str], None]
 STATISTICS_TARGET = 10000
@@ -408,9 +408,3 @@ def drop_template(server: Server, name: str) -> None:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def seed_from_items(items: Sequence[str], scale: float, base_dir: Path) -> Seed:
-    if not items:
-        raise ConfigError("no seed given; set `seed` in [tool.querywarden] or pass --seed")
-    return Seed(tuple(items), scale, base_dir)

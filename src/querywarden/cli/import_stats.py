@@ -1,6 +1,6 @@
 """`querywarden import-stats`: production call rates from a pg_stat_statements export into the catalog.
 
-Registered on the main group by cli.py (`main.add_command(import_stats)`); errors are
+Registered on the main group by the cli package (`main.add_command(import_stats)`); errors are
 QuerywardenErrors, which the group turns into exit 2 with one line.
 """
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from .catalog import load_catalogs
-from .config import load_config
-from .errors import ConfigError
-from .prodstats import ImportResult, Matched, match_export, rate_lines, read_export, write_rates
+from ..catalog import load_catalogs
+from ..config import load_config
+from ..errors import ConfigError
+from ..call_rates import ImportResult, Matched, match_export, rate_lines, read_export, write_rates
 
 
 def _number(value: float) -> str:

@@ -8,33 +8,19 @@ exceeds the budget; a slower rare query only warns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 
-from .measure import MeasureFailure
-from .observation import Observation
+from .baseline import observation_to_dict
+from .observation import Observation, Unmeasured
+from .policy import Policy
 from .query import SourceLocation
-from .stats import TimingComparison, calibrated_ratio, extra_db_time, noise_threshold
+from .timing_stats import TimingComparison, calibrated_ratio, extra_db_time, noise_threshold
 from .verdict import QueryResult, Verdict
 
 _INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan")
 # Differences in these mean costs and block counts are not comparable at all.
 _INCOMPARABLE_ENVIRONMENT = ("postgres_major", "block_size", "seed")
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Thresholds that turn differences into verdicts."""
-
-    hot_calls_per_minute: float = 1000.0
-    extra_ms_per_minute_budget: float = 1000.0
-    buffers_tolerance: float = 0.20
-    buffers_floor: int = 8
-    cost_tolerance: float = 0.25
-    time_tolerance: float = 0.30
-    time_floor_ms: float = 0.5
-    stored_time_block_ratio: float = 2.0
-    large_relation_blocks: int = 1000
-    strict: bool = False
 
 
 def _n(value: float) -> str:
@@ -139,6 +125,21 @@ def _extra_ms_per_call(before: Observation, after: Observation, replay: TimingCo
     return slower_by * after.statement_count + extra_statements * per_statement
 
 
+def weigh(calls: float, extra_ms_per_minute: float, policy: Policy, *, what: str = "", extra_text: str | None = None) -> tuple[bool, list[str]]:
+    """Whether a slowdown blocks, with its reasons: it does when the query (`what` = " path": the test's
+    code path) is hot, or when the database time it adds per minute exceeds the budget."""
+    hot = calls >= policy.hot_calls_per_minute
+    over_budget = extra_ms_per_minute > policy.extra_ms_per_minute_budget
+    reasons: list[str] = []
+    if hot:
+        reasons.append(f"hot{what}: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
+    if extra_text is not None and (extra_ms_per_minute > 0 or over_budget):
+        reasons.append(extra_text + (f" (budget {policy.extra_ms_per_minute_budget / 1000:g} s)" if over_budget else ""))
+    if not hot and not over_budget:
+        reasons.append(f"rare{what}: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
+    return hot or over_budget, reasons
+
+
 def _weigh(
     name: str,
     before: Observation,
@@ -151,33 +152,24 @@ def _weigh(
     """A slower query: block when hot or when its extra DB time per minute exceeds the budget."""
     calls = after.calls_per_minute
     extra = extra_db_time(_extra_ms_per_call(before, after, replay), calls / max(after.statement_count, 1))
-    extra_per_minute = extra.ms_per_minute
-    hot = calls >= policy.hot_calls_per_minute
-    over_budget = extra_per_minute > policy.extra_ms_per_minute_budget
-    if hot:
-        reasons.append(f"hot: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
-    if extra_per_minute > 0:
-        reasons.append(extra.describe() + (f" (budget {policy.extra_ms_per_minute_budget / 1000:g} s)" if over_budget else ""))
-    if not hot and not over_budget:
-        reasons.append(f"rare: {_n(calls)} calls/min (threshold {_n(policy.hot_calls_per_minute)})")
-    blocking = hot or over_budget
+    blocking, weight = weigh(calls, extra.ms_per_minute, policy, extra_text=extra.describe())
     return QueryResult(
         name=name,
         verdict=Verdict.FAIL if blocking else Verdict.WARN,
         blocking=blocking,
-        reasons=tuple(reasons),
+        reasons=tuple(reasons + weight),
         calls_per_minute=calls,
         before=before,
         after=after,
         source=source,
-        extra_ms_per_minute=extra_per_minute,
+        extra_ms_per_minute=extra.ms_per_minute,
     )
 
 
 def compare(
     name: str,
     before: Observation | None,
-    after: Observation | MeasureFailure | None,
+    after: Observation | Unmeasured | None,
     policy: Policy,
     source: SourceLocation | None = None,
     replay: TimingComparison | None = None,
@@ -192,17 +184,17 @@ def compare(
             name=name,
             verdict=Verdict.MISSING,
             blocking=policy.strict,
-            reasons=("baseline exists but no query of that name was measured; remove it with `update --prune`",),
+            reasons=(f"baseline exists but no query of that name was measured; remove it with {policy.prune}",),
             calls_per_minute=before.calls_per_minute,
             before=before,
             source=source,
         )
-    if isinstance(after, MeasureFailure):
+    if isinstance(after, Unmeasured):
         return QueryResult(
             name=name,
-            verdict=Verdict.FAIL,
+            verdict=Verdict.FAIL if after.timed_out else Verdict.ERROR,
             blocking=True,
-            reasons=(after.message,),
+            reasons=(after.message if after.timed_out else f"could not be measured: {after.message}",),
             calls_per_minute=after.calls_per_minute,
             before=before,
             source=source,
@@ -212,7 +204,7 @@ def compare(
             name=name,
             verdict=Verdict.NEW,
             blocking=True,
-            reasons=("no baseline yet; review it and record one with `querywarden update`",),
+            reasons=(f"no baseline yet; review it and record one with {policy.refresh}",),
             calls_per_minute=after.calls_per_minute,
             after=after,
             source=source,
@@ -237,7 +229,7 @@ def compare(
             True,
             [
                 f"baseline was measured in another environment or on another seed ({'; '.join(drift)}); "
-                "refresh it with `querywarden update`"
+                f"refresh it with {policy.refresh}"
             ],
         )
 
@@ -345,3 +337,27 @@ def flagged_on_timing_alone(result: QueryResult, policy: Policy, *, warns: bool 
         return False
     steady = compare(result.name, before, replace(after, timing=before.timing), policy, result.source)
     return _severity(steady) < _severity(result)
+
+
+def timing_only(results: Sequence[QueryResult], policy: Policy, *, warns: bool = True) -> list[int]:
+    """Positions of the results that block (or, with `warns`, warn) on timing alone."""
+    return [position for position, result in enumerate(results) if flagged_on_timing_alone(result, policy, warns=warns)]
+
+
+def keeps(before: Observation | None, after: Observation, *, blocking: bool) -> bool:
+    """Whether a refresh leaves the committed baseline `before` as it is.
+
+    It does when plan, work and everything else but timing are unchanged and the verdict does not
+    block: timing drift below a block is noise, not news for a diff.
+    """
+    if before is None or blocking:
+        return False
+    first, second = observation_to_dict(before), observation_to_dict(after)
+    first.pop("timing")
+    second.pop("timing")
+    return first == second
+
+
+def missing(recorded: Mapping[str, Observation], measured: Collection[str], policy: Policy) -> tuple[QueryResult, ...]:
+    """The baselines whose query was not measured (it is gone from the catalog, or renamed)."""
+    return tuple(compare(name, before, None, policy) for name, before in recorded.items() if name not in measured)

@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .baseline import BaselineStore
-from .catalog import load_catalogs
-from .compare import Policy
-from .config import load_config
-from .errors import ConfigError
-from .report import terminal
-from .runner import measure_and_check, open_target
-from .seed import Seed
+from ..baseline import BaselineStore
+from ..catalog import load_catalogs
+from ..config import load_config
+from ..engine import CatalogSite, evaluate, open_catalog_site
+from ..errors import ConfigError
+from ..judge import missing
+from ..observation import Observation
+from ..policy import MeasureSettings, Policy
+from ..query import GuardedQuery
+from ..reports.terminal import terminal
+from ..seeding.seed import Seed
+from ..verdict import RunResult
 
 Echo = Callable[[str], None]
 
@@ -28,7 +32,7 @@ def find_example(explicit: Path | None) -> Path:
     else:
         here = Path.cwd().resolve()
         candidates = [d / "examples" / "timetracker" for d in (here, *here.parents)]
-        candidates.append(Path(__file__).resolve().parents[2] / "examples" / "timetracker")
+        candidates.append(Path(__file__).resolve().parents[3] / "examples" / "timetracker")
     for candidate in candidates:
         if (candidate / "queries.sql").is_file():
             return candidate
@@ -39,8 +43,9 @@ def run_demo(dsn: str, example_dir: Path | None, echo: Echo, progress: Echo) -> 
     """Return 0 when the demo shows what it promises (unchanged passes, the bad change blocks)."""
     example = find_example(example_dir)
     baselines = BaselineStore(example.parents[1] / "baselines" / "timetracker")
+    recorded = baselines.load_all()
     settings = load_config(example).measure
-    policy = Policy()
+    policy = Policy(refresh="`querywarden update`", prune="`querywarden update --prune`")
     seed = Seed(("seed.sql",), 1.0, example, schema=("schema.sql",))
     queries = load_catalogs([example / "queries.sql"])
     bad = load_catalogs([example / "changes" / "bad_change.sql"])
@@ -48,12 +53,12 @@ def run_demo(dsn: str, example_dir: Path | None, echo: Echo, progress: Echo) -> 
     changed = [next((b for b in bad if b.name == q.name), q) for q in queries]
 
     echo("== 1. Seeding the time-tracker example into a template database")
-    with open_target(dsn, seed, progress) as target:
+    with open_catalog_site(dsn, seed, progress) as place:
         echo(f"\n== 2. Checking {len(queries)} hot queries against the committed baselines in {baselines.directory}")
-        before = measure_and_check(target, queries, baselines, policy, settings, progress)
+        before = _check(place, queries, recorded, policy, settings, progress)
         echo(terminal(before))
         echo(f"\n== 3. Applying the bad change to {', '.join(sorted(bad_names))} ({example / 'changes' / 'bad_change.sql'})")
-        after = measure_and_check(target, changed, baselines, policy, settings, progress)
+        after = _check(place, changed, recorded, policy, settings, progress)
         echo(terminal(after))
     if before.blocked:
         echo("\ndemo: the unchanged example did not pass; the baselines or this machine differ (see above)")
@@ -63,3 +68,11 @@ def run_demo(dsn: str, example_dir: Path | None, echo: Echo, progress: Echo) -> 
         return 1
     echo("\ndemo: the unchanged code passed and the bad change was blocked before merge, as it should be.")
     return 0
+
+
+def _check(
+    place: CatalogSite, queries: list[GuardedQuery], recorded: dict[str, Observation], policy: Policy,
+    settings: MeasureSettings, progress: Echo,
+) -> RunResult:
+    evaluation = evaluate(place.statements(queries, recorded), place.site, settings, policy, progress=progress)
+    return RunResult(evaluation.results + missing(recorded, {q.name for q in queries}, policy))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .verdict import QueryResult, RunResult, Verdict
+from ..verdict import QueryResult, RunResult, Verdict
 
 _MARK = {
     Verdict.PASS: "pass",

@@ -1,33 +1,38 @@
-"""The `querywarden` command: a thin shell over the runner. Exit 0 clean, 1 blocked, 2 could not run."""
+"""The `querywarden` command: catalog -> engine -> reports. Exit 0 clean, 1 blocked, 2 could not run."""
 
 from __future__ import annotations
 
-import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .baseline import BaselineStore
-from .catalog import load_catalogs
-from .cli_report import report
-from .cli_stats import import_stats
-from .cli_templates import templates
-from .config import Config, load_config
-from .database import mask_dsn, resolve_dsn
-from .errors import ConfigError, QuerywardenError
-from .report import terminal
-from .runner import load_baselines, measure_and_check, measure_queries, open_target, update
-from .seed import Seed
-from .verdict import RunResult
+from .. import __version__
+from ..baseline import BaselineStore
+from ..catalog import load_catalogs
+from ..config import Resolved, Setting, dsn_setting, environment_layer, resolve
+from ..database import mask_dsn
+from ..engine import deadline_for, evaluate, open_catalog_site, refresh
+from ..errors import ConfigError, QuerywardenError
+from ..judge import missing
+from ..policy import Policy
+from ..reports import write_reports
+from ..reports.terminal import terminal
+from ..verdict import RunResult
+from .import_stats import import_stats
+from .report import report
+from .templates import templates
 
 F = TypeVar("F", bound=Callable[..., Any])
+REFRESH = "`querywarden update`"
+PRUNE = "`querywarden update --prune`"
 
 
 def _progress(message: str) -> None:
@@ -37,12 +42,12 @@ def _progress(message: str) -> None:
 @contextmanager
 def database(dsn_option: str | None) -> Iterator[str]:
     """The DSN to measure on: --dsn, $QUERYWARDEN_DSN, or an embedded throwaway cluster."""
-    dsn, origin = resolve_dsn(dsn_option)
-    if dsn is not None:
-        _progress(f"database: {mask_dsn(dsn)} (from {origin})")
-        yield dsn
+    dsn = dsn_setting(dsn_option)
+    if dsn.value is not None:
+        _progress(f"database: {mask_dsn(dsn.value)} (from {dsn.origin})")
+        yield str(dsn.value)
         return
-    from .embedded import EmbeddedCluster
+    from ..embedded import EmbeddedCluster
 
     _progress("database: no --dsn or $QUERYWARDEN_DSN given; starting an embedded PostgreSQL cluster")
     with EmbeddedCluster(progress=_progress) as embedded_dsn:
@@ -74,32 +79,48 @@ def common_options(command: F) -> F:
     return command
 
 
-def _resolve(config: Config, catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...],
-             seeds: tuple[str, ...], scale: float | None,
-             statement_timeout_s: float | None,
-             max_run_s: float | None = None) -> tuple[Config, list[Path], Path, Seed | None]:
-    catalog_paths = list(catalogs) or [config.path(c) for c in config.catalog]
-    if not catalog_paths:
-        raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
-    baselines_dir = baselines or config.path(config.baselines)
-    from_flags = bool(seeds or schemas)
-    seed_items, schema_items = (seeds, schemas) if from_flags else (config.seed, config.schema)
-    seed = None
-    if seed_items or schema_items:
-        base = Path.cwd() if from_flags else config.root
-        seed = Seed(tuple(seed_items), scale if scale is not None else config.scale, base, tuple(schema_items))
+def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...], seeds: tuple[str, ...],
+             scale: float | None, statement_timeout_s: float | None, max_run_s: float | None) -> Resolved:
+    """Flags, then the environment, then [tool.querywarden], then defaults; shown on stderr with origins."""
+    here = Path.cwd()
+    flags: dict[str, Setting] = {}
+    if catalogs:
+        flags["catalog"] = Setting(tuple(str(c) for c in catalogs), "--catalog", here)
+    if baselines is not None:
+        flags["baselines"] = Setting(str(baselines), "--baselines", here)
+    if seeds or schemas:  # a seed given on the command line is whole: no schema from the project
+        flags["seed"] = Setting(tuple(seeds), "--seed", here)
+        flags["schema"] = Setting(tuple(schemas), "--schema", here)
+    if scale is not None:
+        flags["scale"] = Setting(scale, "--scale", here)
     if statement_timeout_s is not None:
-        if statement_timeout_s <= 0:
+        if not statement_timeout_s > 0:
             raise ConfigError("--statement-timeout must be a positive number of seconds")
-        config = replace(config, measure=replace(config.measure, statement_timeout_ms=int(statement_timeout_s * 1000)))
+        flags["statement_timeout_ms"] = Setting(int(statement_timeout_s * 1000), "--statement-timeout", here)
     if max_run_s is not None:
         if not max_run_s > 0:
             raise ConfigError("--max-run-time must be a positive number of seconds")
-        config = replace(config, measure=replace(config.measure, max_run_s=max_run_s))
-    return config, catalog_paths, baselines_dir, seed
+        flags["max_run_s"] = Setting(max_run_s, "--max-run-time", here)
+    resolved = resolve([flags, environment_layer(here)])
+    if not resolved["catalog"].value:
+        raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
+    _progress("settings: " + "; ".join(
+        f"{key.replace('_', ' ')} {_shown(resolved[key].value)} (from {resolved[key].origin})"
+        for key in ("catalog", "baselines", "schema", "seed", "scale")
+        if resolved[key].value not in ((), None)
+    ))
+    return resolved
 
 
-class _Failure(click.ClickException):
+def _shown(value: Any) -> str:
+    return ", ".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _policy(resolved: Resolved, strict: bool = False) -> Policy:
+    return replace(resolved.policy, strict=strict or resolved.policy.strict, refresh=REFRESH, prune=PRUNE)
+
+
+class Failure(click.ClickException):
     """A run that could not complete: exit 2 with one line, so it is never mistaken for a verdict."""
 
     exit_code = 2
@@ -108,21 +129,34 @@ class _Failure(click.ClickException):
         click.echo(f"querywarden: error: {self.message}", err=True)
 
 
+class _Terminated(Exception):
+    """SIGTERM (`timeout`, `docker stop`, a cancelled CI job): unwinds like Ctrl-C, dropping throwaway clones."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
 class _Group(click.Group):
     """Maps our errors (and internal ones) to exit 2 in every command."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return super().invoke(ctx)
         except QuerywardenError as exc:
-            raise _Failure(mask_dsn(str(exc))) from None
+            raise Failure(mask_dsn(str(exc))) from None
         except (KeyboardInterrupt, click.exceptions.Abort):
-            raise _Failure("interrupted; the run did not complete") from None
+            raise Failure("interrupted; the run did not complete") from None
+        except _Terminated:
+            raise Failure("terminated (SIGTERM); the run did not complete") from None
         except (click.ClickException, click.exceptions.Exit, SystemExit):
             raise
         except Exception:
             click.echo(mask_dsn(traceback.format_exc()), err=True)
-            raise _Failure("internal error (traceback above); the run did not complete") from None
+            raise Failure("internal error (traceback above); the run did not complete") from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,38 +177,18 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
           seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
           json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
-    config, catalog_paths, baselines_dir, seed = _resolve(
-        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
-    queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
-    store = BaselineStore(baselines_dir)
-    load_baselines(queries, store)  # a corrupt baseline stops the run before any measuring
-    policy = replace(config.policy, strict=strict or config.policy.strict)
-    with database(dsn) as resolved, open_target(resolved, seed, _progress) as target:
-        run = measure_and_check(target, queries, store, policy, config.measure, _progress)
+    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
+    queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
+    recorded = BaselineStore(resolved.path("baselines")).load_all()  # a corrupt baseline stops the run before any measuring
+    policy = _policy(resolved, strict)
+    with database(dsn) as found, open_catalog_site(found, resolved.seed(), _progress) as place:
+        evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, policy,
+                              progress=_progress, deadline=deadline_for(resolved.measure))
+    run = RunResult(evaluation.results + missing(recorded, {q.name for q in queries}, policy))
     click.echo(terminal(run))
     write_reports(run, json_path, html_path, markdown_path)
     if run.blocked and not no_fail:
         sys.exit(1)
-
-
-def write_reports(run: RunResult, json_path: Path | None, html_path: Path | None, markdown_path: Path | None) -> None:
-    """Write the requested reports of a run; the Markdown also goes to $GITHUB_STEP_SUMMARY when set."""
-    from .render import Format, render
-    from .results import write_results
-
-    if json_path is not None:
-        write_results(run, json_path)
-    wanted: tuple[tuple[Path | None, Format], ...] = ((html_path, "html"), (markdown_path, "md"))
-    for path, fmt in wanted:
-        if path is not None:
-            try:
-                path.write_text(render(run, fmt), encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot write the report ({exc}); choose a writable path") from None
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(render(run, "md") + "\n")
 
 
 @main.command(name="update")
@@ -184,17 +198,21 @@ def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str 
                    seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
                    max_run_s: float | None, prune: bool) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched."""
-    config, catalog_paths, baselines_dir, seed = _resolve(
-        load_config(), catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
-    queries = load_catalogs(catalog_paths, default_calls_per_minute=config.default_calls_per_minute)
-    store = BaselineStore(baselines_dir)
-    load_baselines(queries, store)
-    with database(dsn) as resolved, open_target(resolved, seed, _progress) as target:
-        measured = measure_queries(target, queries, config.measure, _progress)
-    results = update(queries, measured, store, config.policy, prune=prune)
-    for item in results:
+    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
+    queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
+    store = BaselineStore(resolved.path("baselines"))
+    recorded = store.load_all()
+    with database(dsn) as found, open_catalog_site(found, resolved.seed(), _progress) as place:
+        evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, _policy(resolved),
+                              confirm_warns=False, progress=_progress, deadline=deadline_for(resolved.measure))
+    done = refresh(evaluation, store)
+    for item in done:
         click.echo(f"{item.status:<10} {item.name}" + (f"  ({item.detail})" if item.detail else ""))
-    if any(item.status == "failed" for item in results):
+    if prune:
+        names = {q.name for q in queries}
+        for path in store.remove([name for name in recorded if name not in names]):
+            click.echo(f"{'removed':<10} {path.stem}  ({path})")
+    if any(item.status == "failed" for item in done):
         sys.exit(1)
 
 

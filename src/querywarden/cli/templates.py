@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 import click
 
-from .database import DSN_ENV, Server, mask_dsn, resolve_dsn
-from .errors import ConfigError
-from .seeded_templates import Pruned, SeededTemplate, human_age, is_seeded_name, list_templates, prune_templates
+from ..config import DSN_ENV, dsn_setting
+from ..database import Server, mask_dsn
+from ..errors import ConfigError
+from ..seeding.templates import Pruned, SeededTemplate, human_age, is_seeded_name, list_templates, prune_templates
 
 # No bare `m`: minutes to one reader, months to another, and the difference is what gets dropped.
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|min|h|d|w)", re.IGNORECASE)
@@ -93,7 +94,8 @@ def templates(dsn: str | None, prune: bool, unused_for: str | None, include_unre
         flag = "--unused-for" if unused_for is not None else "--include-unrecorded"
         raise ConfigError(f"{flag} applies to pruning; add --prune (or --dry-run to see what it would drop)")
     age = parse_duration(unused_for if unused_for is not None else _DEFAULT_UNUSED_FOR, "--unused-for")
-    resolved, origin = resolve_dsn(dsn)
+    given = dsn_setting(dsn)
+    resolved, origin = given.value, given.origin
     if resolved is None:
         raise ConfigError(
             "templates needs the server that holds them (an embedded cluster has none); "

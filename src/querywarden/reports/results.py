@@ -14,18 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .baseline import observation_from_dict, observation_to_dict
-from .errors import QuerywardenError
-from .observation import Observation
-from .query import SourceLocation
-from .verdict import QueryResult, RunResult, Verdict
+from ..baseline import observation_from_dict, observation_to_dict
+from ..errors import ResultsError
+from ..observation import Observation
+from ..query import SourceLocation
+from ..verdict import QueryResult, RunResult, Verdict
 
 FORMAT_VERSION = 1
 _REGENERATE = "re-run `querywarden check --json FILE` to write it again"
-
-
-class ResultsError(QuerywardenError):
-    """A results file is missing, unreadable or not one querywarden wrote."""
 
 
 def _source_to_dict(source: SourceLocation | None) -> dict[str, Any] | None:
@@ -143,25 +139,46 @@ def dumps(run: RunResult) -> str:
     return json.dumps(run_to_dict(run), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_results(run: RunResult, path: str | os.PathLike[str]) -> None:
-    """Write a results file atomically (a reader never sees half a file); parent folders are created."""
+def write_atomically(path: str | os.PathLike[str], text: str, what: str) -> None:
+    """Write a file whole or not at all: a reader never sees half of it, a full disk leaves nothing.
+
+    Parent folders are created; the file gets the mode a plain write would give it (umask applied).
+    """
     target = Path(path)
-    text = dumps(run)
+    flag = "--json" if what == "the results" else "it"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise ResultsError(f"{target}: cannot be written ({exc}); choose a writable path for --json") from None
+        raise ResultsError(f"{target}: cannot be written ({exc}); choose a writable path for {flag}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as temp:
             temp.write(text)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.chmod(temp_name, _plain_mode(target))
         os.replace(temp_name, target)
     except OSError as exc:
         Path(temp_name).unlink(missing_ok=True)
-        raise ResultsError(f"{target}: cannot be written ({exc}); choose a writable path for --json") from None
+        raise ResultsError(f"{target}: {what} cannot be written ({exc}); choose a writable path for {flag}") from None
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _plain_mode(target: Path) -> int:
+    """The mode of the file being replaced, else what open() would create under the current umask."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def write_results(run: RunResult, path: str | os.PathLike[str]) -> None:
+    """Write a results file atomically; parent folders are created."""
+    write_atomically(path, dumps(run), "the results")
 
 
 def read_results(path: str | os.PathLike[str]) -> RunResult:

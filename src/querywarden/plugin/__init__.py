@@ -6,37 +6,34 @@
             app.dashboard(querywarden_db, user_id=42)
 
 After the test body every distinct statement the block ran is measured and compared with the test's
-baseline file; a blocking regression fails the test. Hooks here stay thin: settings resolve at
-configure time, measuring and judging live in `guard.py`, capturing in `capture.py`, all imported
-only when a test uses the fixtures, so loading the plugin costs a pytest run next to nothing.
+baseline file; a blocking regression fails the test. Hooks here stay thin: they feed the captured
+statements to the engine (`plugin.outcome`) and present what it returns; run state lives in
+`plugin.session`. The engine, psycopg and sqlglot are imported only when a test uses the fixtures,
+so loading the plugin costs a pytest run next to nothing.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from .session import DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
+
 if TYPE_CHECKING:
     import psycopg
 
-    from .capture import Capture, CapturedStatement
-    from .compare import Policy
-    from .database import Server
-    from .guard import Clone, PathOutcome
-    from .measure import MeasureSettings
-    from .seed import Seed
+    from ..capture import Capture
+    from ..config import Setting
+    from ..query import CapturedStatement
 
 DSN_ENV = "QUERYWARDEN_DSN"
-UPDATE_FLAG = "--querywarden-update"
 STRICT_FLAG = "--querywarden-strict"
-DEFAULT_BASELINES = "baselines/tests"
 MARKER = "hot_path"
 _WORKEROUTPUT_KEY = "querywarden"
 
@@ -103,41 +100,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Also fail on baselines no test used and on statements new to, or gone from, a path.")
 
 
-# --- settings: flag -> environment -> ini -> [tool.querywarden] -> default -------------------------
+# --- settings: flag -> environment -> ini here; [tool.querywarden] and defaults in config.resolve ---
 
-
-@dataclass(frozen=True)
-class Setting:
-    """A resolved value, where it came from, and the directory its relative paths are taken from."""
-
-    value: Any
-    origin: str
-    base: Path
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The plugin's resolved configuration: plain values; each xdist worker resolves its own alike."""
-
-    dsn: Setting
-    baselines: Setting
-    schema: Setting
-    seed: Setting
-    scale: Setting
-    calls_per_minute: Setting
-    hot_calls_per_minute: Setting
-    update: bool
-    strict: bool
-    root: Path
-
-    @property
-    def baselines_dir(self) -> Path:
-        path = Path(self.baselines.value)
-        return path if path.is_absolute() else self.baselines.base / path
+# plugin option -> the configuration key it sets
+_KEYS = {
+    "querywarden_dsn": "dsn",
+    "querywarden_baselines": "baselines",
+    "querywarden_schema": "schema",
+    "querywarden_seed": "seed",
+    "querywarden_scale": "scale",
+    "querywarden_calls_per_minute": "calls_per_minute",
+    "querywarden_hot_calls_per_minute": "hot_calls_per_minute",
+}
+_NUMBERS = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold"}
 
 
 def _explicit(config: pytest.Config, option: _Option) -> Setting | None:
     """The value given on the command line, in the environment or in the ini file, if any."""
+    import os
+
+    from ..config import Setting
+
     invoked = config.invocation_params.dir
     value = config.getoption(option.flag.lstrip("-").replace("-", "_"))
     if value:
@@ -155,257 +138,32 @@ def _explicit(config: pytest.Config, option: _Option) -> Setting | None:
     return None
 
 
-def _number(setting: Setting, what: str) -> Setting:
-    try:
-        number = float(setting.value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number <= 0:
-        raise pytest.UsageError(f"querywarden: {what} from {setting.origin} must be a positive number, not {setting.value!r}")
-    return Setting(number, setting.origin, setting.base)
+def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
+    """What flags, the environment and the ini file set; unusable numbers stop the run as usage errors."""
+    from ..config import positive
+    from ..errors import ConfigError
 
-
-def _options(config: pytest.Config) -> dict[str, Setting | None]:
-    found = {option.ini: _explicit(config, option) for option in _OPTIONS}
-    for key, what in (("querywarden_scale", "the seed scale"), ("querywarden_calls_per_minute", "the default call rate"),
-                      ("querywarden_hot_calls_per_minute", "the hot threshold")):
-        given = found[key]
-        if given is not None:
-            found[key] = _number(given, what)
-    return found
-
-
-def resolve_settings(config: pytest.Config, explicit: Mapping[str, Setting | None]) -> tuple[Settings, Policy, MeasureSettings]:
-    """Fill what flags, environment and ini left open from [tool.querywarden], then defaults."""
-    from dataclasses import replace
-
-    from .config import load_config
-
-    project = load_config(config.rootpath)
-    from_project = f"[tool.querywarden] in {Path(project.source).name}" if project.source != "defaults" else "default"
-    root = config.rootpath
-
-    def pick(key: str, fallback: Any, fallback_origin: str, base: Path) -> Setting:
-        given = explicit[key]
-        return given if given is not None else Setting(fallback, fallback_origin, base)
-
-    settings = Settings(
-        dsn=pick("querywarden_dsn", None, "embedded", root),
-        baselines=pick("querywarden_baselines", DEFAULT_BASELINES, "default", root),
-        schema=pick("querywarden_schema", tuple(project.schema), from_project if project.schema else "none", project.root),
-        seed=pick("querywarden_seed", tuple(project.seed), from_project if project.seed else "none", project.root),
-        scale=pick("querywarden_scale", project.scale, from_project if project.scale != 1.0 else "default", root),
-        calls_per_minute=pick(
-            "querywarden_calls_per_minute",
-            project.default_calls_per_minute,
-            from_project if project.default_calls_per_minute != 60.0 else "default",
-            root,
-        ),
-        hot_calls_per_minute=pick(
-            "querywarden_hot_calls_per_minute",
-            project.policy.hot_calls_per_minute,
-            from_project if project.policy.hot_calls_per_minute != 1000.0 else "default",
-            root,
-        ),
-        update=bool(config.getoption("querywarden_update")),
-        strict=bool(config.getoption("querywarden_strict")),
-        root=root,
-    )
-    policy = replace(
-        project.policy,
-        hot_calls_per_minute=float(settings.hot_calls_per_minute.value),
-        strict=settings.strict or project.policy.strict,
-    )
-    return settings, policy, project.measure
-
-
-# --- run state -------------------------------------------------------------------------------------
-
-
-class QuerywardenSession:
-    """Everything the plugin keeps for one pytest process: settings, server, template, outcomes."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.explicit = _options(config)
-        self._resolved: tuple[Settings, Policy, MeasureSettings] | None = None
-        self._stack = ExitStack()
-        self._server: Server | None = None
-        self.clones: dict[str, Clone] = {}
-        self._probe_ms: float | None = None
-        self.seed_fingerprint: str | None = None
-        self.outcomes: list[dict[str, Any]] = []
-        self.collected: set[str] = set()
-        self.called: set[str] = set()
-        self.guarded: set[str] = set()
-        self.partial_modules: set[str] = set()
-        self.stale: list[str] = []
-        self.removed: list[str] = []
-        self.unreadable: list[str] = []
-        self.failed = False
-
-    # settings and the server, resolved on first use
-
-    def resolved(self) -> tuple[Settings, Policy, MeasureSettings]:
-        if self._resolved is None:
-            self._resolved = resolve_settings(self.config, self.explicit)
-        return self._resolved
-
-    @property
-    def settings(self) -> Settings:
-        return self.resolved()[0]
-
-    def server(self) -> Server:
-        """The server to seed and clone on: the configured DSN, else an embedded cluster started now."""
-        if self._server is None:
-            from .database import Server
-
-            dsn = self.settings.dsn.value
-            if dsn is None:  # each xdist worker starts its own: they share nothing but the baselines
-                from .embedded import EmbeddedCluster
-
-                self.say("no --querywarden-dsn, $QUERYWARDEN_DSN or querywarden_dsn; starting an embedded PostgreSQL cluster")
-                dsn = self._stack.enter_context(EmbeddedCluster(progress=self.say))
-            self._server = Server(str(dsn))
-        return self._server
-
-    def seed(self) -> Seed:
-        """Schema and data to build the template from; items stay relative to the data's directory, so the
-        data fingerprint recorded in baselines is the same in every checkout."""
-        from .errors import ConfigError
-        from .seed import Seed
-
-        data, schema = self.settings.seed, self.settings.schema
-        if not data.value and not schema.value:
-            raise ConfigError(
-                "querywarden_db needs a seed: set querywarden_schema and querywarden_seed (SQL files and/or "
-                "module:function) in the pytest ini file or `schema`/`seed` in [tool.querywarden], or capture "
-                "your own connections instead"
-            )
-        base = data.base if data.value else schema.base
-        schema_items = tuple(_rebase(item, schema.base, base) for item in schema.value)
-        return Seed(tuple(data.value), float(self.settings.scale.value), base, schema_items)
-
-    def say(self, message: str) -> None:
-        """Progress for people: on the terminal of a plain run, silent in xdist workers."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or hasattr(self.config, "workerinput"):
-            return
-        with capture.global_and_fixture_disabled() if capture is not None else ExitStack():
-            reporter.ensure_newline()
-            reporter.write_line(f"querywarden: {message}")
-
-    def probe(self, conn: psycopg.Connection[Any]) -> float:
-        """The machine's speed, probed once per process on the first measuring connection (it costs ~0.5 s)."""
-        if self._probe_ms is None:
-            from .measure import calibration_probe
-
-            self._probe_ms = calibration_probe(conn)
-        return self._probe_ms
-
-    def close(self) -> None:
-        self._stack.close()
-
-    # one guarded test
-
-    def check(self, item: pytest.Item, guard: Querywarden) -> PathOutcome:
-        from .baseline import PathBaselineStore
-        from .database import mask_dsn
-        from .errors import QuerywardenError
-        from .guard import MeasureTarget, PathOutcome, PathSpec, check_path, no_probe
-
-        settings, policy, measure_settings = self.resolved()
-        spec = PathSpec(item.nodeid, guard.calls_per_minute, guard.budget_ms, guard.marked)
-        store = PathBaselineStore(settings.baselines_dir)
-        # The machine probe (~0.5 s) is recorded with new baselines; a check needs it only to confirm a
-        # slowdown that only the clock shows, and then probes afresh (see guard.check_path).
-        probe = self.probe if settings.update else no_probe
-        target = MeasureTarget(measure_settings, self._server, dict(self.clones), probe)
-        try:
-            return check_path(spec, guard.statements, store, target, policy, update=settings.update, root=settings.root)
-        except QuerywardenError as exc:
-            text = mask_dsn(str(exc))
-            shown = _relative(store.path_for(item.nodeid), settings.root)
-            return PathOutcome(item.nodeid, "error", True, (f"ERROR {item.nodeid}: {text}",), f"querywarden: {text}", shown)
-
-    # collection facts, for telling which baselines no test used
-
-    def note_collected(self, items: Sequence[pytest.Item]) -> None:
-        self.collected.update(item.nodeid for item in items)
-
-    def to_plain(self) -> dict[str, Any]:
-        return {
-            "outcomes": self.outcomes,
-            "collected": sorted(self.collected),
-            "called": sorted(self.called),
-            "guarded": sorted(self.guarded),
-            "partial_modules": sorted(self.partial_modules),
-        }
-
-    def merge(self, data: Mapping[str, Any]) -> None:
-        self.outcomes.extend(data.get("outcomes", []))
-        for key in ("collected", "called", "guarded", "partial_modules"):
-            getattr(self, key).update(data.get(key, []))
-
-    def find_stale(self) -> None:
-        """Baselines whose test is gone, or ran without guarding anything; deleted in update mode."""
-        if not self.outcomes and not self.collected:
-            return
-        from .baseline import PathBaselineStore
-        from .errors import QuerywardenError
-
-        try:
-            settings = self.settings
-        except QuerywardenError:
-            if self.outcomes:
-                raise
-            return  # nothing was guarded: a project setting the CLI needs is not this run's business
-        store = PathBaselineStore(settings.baselines_dir)
-        modules = {nodeid.split("::", 1)[0] for nodeid in self.collected} - self.partial_modules
-        for path, test in store.tests().items():
-            shown = _relative(path, settings.root)
-            if not isinstance(test, str):
-                self.unreadable.append(str(test))
-                continue
-            module = test.split("::", 1)[0]
-            gone = not (settings.root / module).exists() or (module in modules and test not in self.collected)
-            unguarded = test in self.called and test not in self.guarded
-            if not (gone or unguarded):
-                continue
-            why = "its test no longer exists" if gone else "its test ran without capturing through the querywarden fixture"
-            if settings.update:
-                store.remove(path)
-                self.removed.append(f"{shown} ({test}: {why})")
-            else:
-                self.stale.append(f"{shown} ({test}: {why})")
-        if self.unreadable or (self.stale and settings.strict):
-            self.failed = True
+    layer: dict[str, Setting] = {}
+    for option in _OPTIONS:
+        found = _explicit(config, option)
+        if found is None:
+            continue
+        key = _KEYS[option.ini]
+        if key in _NUMBERS:
+            try:
+                positive(found.value, _NUMBERS[key], found.origin)
+            except ConfigError as exc:
+                raise pytest.UsageError(f"querywarden: {exc}") from None
+        layer[key] = found
+    return layer
 
 
 SESSION_KEY = pytest.StashKey[QuerywardenSession]()
-GUARD_KEY = pytest.StashKey["Querywarden"]()
-
-
-def _rebase(item: str, base: Path, new_base: Path) -> str:
-    """A seed item relative to `base`, made relative to `new_base` (modules and absolute paths stay)."""
-    target, colon, function = item.rpartition(":")
-    path_part = target if colon and target.endswith(".py") else item
-    if base == new_base or Path(path_part).is_absolute() or not (path_part.endswith((".sql", ".py"))):
-        return item
-    moved = os.path.relpath(base / path_part, new_base)
-    return f"{moved}:{function}" if colon and target.endswith(".py") else moved
+CAPTURE_KEY = pytest.StashKey["Querywarden"]()
 
 
 def _state(config: pytest.Config) -> QuerywardenSession:
     return config.stash[SESSION_KEY]
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return os.path.relpath(path, root)
-    except ValueError:
-        return str(path)
 
 
 # --- the fixture object ----------------------------------------------------------------------------
@@ -420,7 +178,7 @@ class Querywarden:
     """
 
     def __init__(self, test: str, calls_per_minute: float, budget_ms: float | None, marked: bool) -> None:
-        from .capture import Capture
+        from ..capture import Capture
 
         self.test = test
         self.calls_per_minute = calls_per_minute
@@ -431,7 +189,7 @@ class Querywarden:
     @contextmanager
     def capture(self, target: object) -> Iterator[Capture]:
         """Record the statements `target` runs inside the block; yields the block's own record."""
-        from .capture import capture
+        from ..capture import capture
 
         with capture(target, self._all) as block:
             yield block
@@ -472,7 +230,7 @@ def _marker_rate(item: pytest.Item, default: float) -> tuple[float, float | None
 
 
 def _fail_on(error: Exception) -> NoReturn:
-    from .database import mask_dsn
+    from ..database import mask_dsn
 
     pytest.fail(f"querywarden: {mask_dsn(str(error))}", pytrace=False)
 
@@ -483,24 +241,24 @@ def _fail_on(error: Exception) -> NoReturn:
 @pytest.fixture
 def querywarden(request: pytest.FixtureRequest) -> Querywarden:
     """Capture the statements of the test's code path; they are measured and judged after the test."""
-    from .errors import QuerywardenError
+    from ..errors import QuerywardenError
 
     state = _state(request.config)
     try:
-        default_rate = float(state.settings.calls_per_minute.value)
+        default_rate = float(state.resolved()["calls_per_minute"].value)
     except QuerywardenError as exc:
         _fail_on(exc)
     calls, budget, marked = _marker_rate(request.node, default_rate)
-    guard = Querywarden(request.node.nodeid, calls, budget, marked)
-    request.node.stash[GUARD_KEY] = guard
-    return guard
+    guarded = Querywarden(request.node.nodeid, calls, budget, marked)
+    request.node.stash[CAPTURE_KEY] = guarded
+    return guarded
 
 
 @pytest.fixture(scope="session")
 def querywarden_template(request: pytest.FixtureRequest) -> str:
     """Name of the seeded, ANALYZEd template database (built once, reused while the seed is unchanged)."""
-    from .errors import QuerywardenError
-    from .seed import ensure_template
+    from ..errors import QuerywardenError
+    from ..seeding.seed import ensure_template
 
     state = _state(request.config)
     try:
@@ -515,15 +273,12 @@ def querywarden_template(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def querywarden_db_dsn(request: pytest.FixtureRequest, querywarden_template: str) -> Iterator[str]:
     """DSN of a fresh clone of the seeded template for this test (dropped after it)."""
-    from .database import dbname_of
-    from .errors import QuerywardenError
-    from .guard import Clone
+    from ..errors import QuerywardenError
 
     state = _state(request.config)
     try:
         with state.server().clone(querywarden_template, prefix="qw_test") as dsn:
-            name = dbname_of(dsn)
-            state.clones[name] = Clone(querywarden_template, state.seed_fingerprint)
+            name = state.clone_made(dsn, querywarden_template)
             try:
                 yield dsn
             finally:
@@ -535,8 +290,8 @@ def querywarden_db_dsn(request: pytest.FixtureRequest, querywarden_template: str
 @pytest.fixture
 def querywarden_db(querywarden_db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A psycopg connection to this test's fresh clone of the seeded template."""
-    from .database import connect
-    from .errors import QuerywardenError
+    from ..database import connect
+    from ..errors import QuerywardenError
 
     try:
         conn = connect(querywarden_db_dsn)
@@ -567,35 +322,38 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(calls_per_minute, budget_ms=None): weight the code path this test guards with the querywarden "
         "fixture by how often it runs in production (and give it a DB-time budget in ms per call).",
     )
-    state = QuerywardenSession(config)
+    state = QuerywardenSession(config, _explicit_layer(config))
     config.stash[SESSION_KEY] = state
     config.add_cleanup(state.close)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from .database import mask_dsn
-    from .errors import QuerywardenError
+    from ..database import mask_dsn
+    from ..errors import QuerywardenError
 
+    state = _state(config)
     try:
-        settings = _state(config).settings
+        resolved = state.resolved()
     except QuerywardenError as exc:
         return [f"querywarden: configuration error: {exc}"]
-    if settings.dsn.value:
-        database = f"{mask_dsn(str(settings.dsn.value))} (from {settings.dsn.origin})"
+    dsn, baselines, schema, seed, scale = (resolved[key] for key in ("dsn", "baselines", "schema", "seed", "scale"))
+    calls, hot = resolved["calls_per_minute"], resolved["hot_calls_per_minute"]
+    if dsn.value:
+        database = f"{mask_dsn(str(dsn.value))} (from {dsn.origin})"
     else:
         database = f"an embedded throwaway cluster, started on first use (no --querywarden-dsn, ${DSN_ENV} or querywarden_dsn)"
-    mode = "; updating baselines" if settings.update else ""
+    mode = "; updating baselines" if state.update else ""
     lines = [
         f"querywarden: database {database}",
-        f"querywarden: baselines {_relative(settings.baselines_dir, settings.root)} (from {settings.baselines.origin}){mode}",
+        f"querywarden: baselines {relative(state.baselines_dir, state.root)} (from {baselines.origin}){mode}",
     ]
-    if settings.seed.value or settings.schema.value:
-        schema = f"schema {', '.join(settings.schema.value)} (from {settings.schema.origin}), " if settings.schema.value else ""
-        data = f"data {', '.join(settings.seed.value)} (from {settings.seed.origin}) " if settings.seed.value else ""
-        lines.append(f"querywarden: seed {schema}{data}at scale {float(settings.scale.value):g} (from {settings.scale.origin})")
+    if seed.value or schema.value:
+        schema_text = f"schema {', '.join(schema.value)} (from {schema.origin}), " if schema.value else ""
+        data = f"data {', '.join(seed.value)} (from {seed.origin}) " if seed.value else ""
+        lines.append(f"querywarden: seed {schema_text}{data}at scale {float(scale.value):g} (from {scale.origin})")
     lines.append(
-        f"querywarden: default rate {float(settings.calls_per_minute.value):g} calls/min (from {settings.calls_per_minute.origin}), "
-        f"hot from {float(settings.hot_calls_per_minute.value):g} (from {settings.hot_calls_per_minute.origin})"
+        f"querywarden: default rate {float(calls.value):g} calls/min (from {calls.origin}), "
+        f"hot from {float(hot.value):g} (from {hot.origin})"
     )
     return lines
 
@@ -607,12 +365,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    import os
+
     state = _state(session.config)
     for arg in session.config.args:
         if "::" in arg:
             module = Path(arg.split("::", 1)[0])
             full = module if module.is_absolute() else session.config.invocation_params.dir / module
-            state.partial_modules.add(_relative(full, session.config.rootpath).replace(os.sep, "/"))
+            state.partial_modules.add(relative(full, session.config.rootpath).replace(os.sep, "/"))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -620,8 +380,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     result = yield  # a failing or skipped test body raises here: nothing is measured
     state = _state(item.config)
     state.called.add(item.nodeid)
-    guard = item.stash.get(GUARD_KEY, None)
-    if guard is None:
+    guarded = item.stash.get(CAPTURE_KEY, None)
+    if guarded is None:
         if item.get_closest_marker(MARKER) is not None:
             pytest.fail(
                 f"querywarden: {item.nodeid} is marked hot_path but does not use the querywarden fixture, so "
@@ -629,8 +389,11 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
                 pytrace=False,
             )
         return result
+    from ..path import PathSpec
+
     state.guarded.add(item.nodeid)
-    outcome = state.check(item, guard)
+    spec = PathSpec(item.nodeid, guarded.calls_per_minute, guarded.budget_ms, guarded.marked)
+    outcome = state.check(item.nodeid, spec, guarded.statements)
     state.outcomes.append(outcome.to_plain())
     if outcome.blocking and outcome.message:
         pytest.fail(outcome.message, pytrace=False)
@@ -652,7 +415,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):
         config.workeroutput[_WORKEROUTPUT_KEY] = state.to_plain()  # type: ignore[attr-defined]
         return
-    from .errors import QuerywardenError
+    from ..errors import QuerywardenError
 
     try:
         state.find_stale()
@@ -673,9 +436,9 @@ def _write_reports(config: pytest.Config, outcomes: Sequence[dict[str, Any]]) ->
     paths = {fmt: config.getoption(f"querywarden_{fmt}") for fmt in ("json", "html", "markdown")}
     if not any(paths.values()):
         return
-    from .cli import write_reports
-    from .results import query_from_dict
-    from .verdict import RunResult
+    from ..reports import write_reports
+    from ..reports.results import query_from_dict
+    from ..verdict import RunResult
 
     run = RunResult(tuple(query_from_dict(result) for outcome in outcomes for result in outcome.get("results", ())))
     as_path = {fmt: None if value is None else Path(value) for fmt, value in paths.items()}
@@ -700,7 +463,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in state.removed:
         write(f"removed stale baseline {line}")
     for line in state.stale:
-        write(f"stale baseline {line}; delete it with {UPDATE_FLAG}" + (" (fails the run under --querywarden-strict)" if state.settings.strict else ""))
+        write(f"stale baseline {line}; delete it with {UPDATE_FLAG}" + (" (fails the run under --querywarden-strict)" if state.strict else ""))
     for line in state.unreadable:
         write(f"unreadable baseline: {line}")
     order = ("fail", "error", "no-baseline", "warn", "improved", "pass", "written", "unchanged")

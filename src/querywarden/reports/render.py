@@ -22,10 +22,10 @@ from typing import Any, Literal
 import jinja2
 import markupsafe
 
-from .observation import Observation
-from .plan import PlanNode
+from ..observation import Observation
+from ..plan import PlanNode
+from ..verdict import QueryResult, RunResult, Verdict
 from .results import run_to_dict
-from .verdict import QueryResult, RunResult, Verdict
 
 Format = Literal["md", "html", "json", "github"]
 FORMATS: tuple[Format, ...] = ("md", "html", "json", "github")
@@ -64,7 +64,7 @@ _MAX_NAME_CHARS = 200
 _MAX_REASONS_CHARS = 600
 
 
-def render(run: RunResult, fmt: Format) -> str:
+def render_report(run: RunResult, fmt: Format) -> str:
     """The report of `run` in one of FORMATS."""
     if fmt == "md":
         return render_markdown(run)
@@ -691,7 +691,7 @@ def _load_template(name: str) -> str:
     """Template source with each line's indentation removed: the templates stay readable, the reports
     stay small (indentation was a sixth of a 500-query report). Only template text is touched, never
     rendered values, so <pre> and <textarea> contents keep their whitespace."""
-    source = importlib.resources.files("querywarden").joinpath("templates", name).read_text(encoding="utf-8")
+    source = importlib.resources.files("querywarden.reports").joinpath("templates", name).read_text(encoding="utf-8")
     return "\n".join(line.lstrip(" ") for line in source.split("\n"))
 
 

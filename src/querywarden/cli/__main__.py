@@ -1,0 +1,5 @@
+"""`python -m querywarden.cli`: the same command as `querywarden`."""
+
+from . import main
+
+main()

@@ -1,0 +1,420 @@
+"""The engine under the CLI and the plugin: measure statements, replay changed SQL, judge, confirm
+verdicts that rest on timing alone, and decide which baselines a refresh rewrites.
+
+The CLI feeds it the queries of a catalog, the plugin the statements a test captured; both present
+what it returns. Data flows one way: statements in, outcomes and verdicts out.
+
+Reads are measured in READ ONLY transactions on the database they ran on, all of one database on one
+connection. Writes (and reads that turn out to write) are measured each on a throwaway clone, so a
+rolled-back INSERT or UPDATE can leave no sequence advance, heap growth or index split behind that
+would skew a later measurement. A read whose SQL differs from its baseline's is also replayed against
+the baseline's SQL on the same connection, interleaved, so its timing verdict does not depend on the
+machine's speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import psycopg
+
+from .baseline import BaselineStore
+from .database import Server, connect, dbname_of, mask_dsn
+from .errors import DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
+from .fingerprint import identify
+from .judge import compare, keeps, timing_only
+from .measure import calibration_probe, check_measurable, measure, prepare_session, replay_against
+from .observation import Observation, Outcome, Unmeasured
+from .policy import MeasureSettings, Policy
+from .query import Binding, GuardedQuery
+from .seeding.seed import Seed, ensure_template
+from .timing_stats import TimingComparison
+from .verdict import QueryResult
+
+Progress = Callable[[str], None]
+Probe = Callable[[psycopg.Connection[Any]], "float | None"]
+Errors = Literal["raise", "record"]
+
+_CURSORS: Mapping[str, type[Any]] = {"server": psycopg.Cursor, "client": psycopg.ClientCursor, "raw": psycopg.RawCursor}
+_LOCK_TIMEOUT = "2s"
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def no_probe(_: psycopg.Connection[Any]) -> float | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement to measure and judge: what it is, the database it ran on, what it is compared with.
+
+    `query.calls_per_minute` counts executions, so a statement a code path runs `executions` times
+    per call is weighted by all of them.
+    """
+
+    query: GuardedQuery
+    database: str
+    baseline: Observation | None = None
+    executions: int = 1
+    binding: Binding = "server"
+    replay: bool = True  # False: judged against the baseline's stored timing only, never replayed
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the engine measures: the server, the database each database's writes are cloned from,
+    and what baselines record about each database's data (its seed fingerprint).
+
+    With `writes_in_place`, a write that cannot run on a clone (it refers to rows the test created)
+    is measured on its own database, rolled back, under a short lock timeout.
+    """
+
+    server: Server | None
+    clone_for_writes: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    writes_in_place: bool = False
+
+    def clone_source(self, database: str) -> str | None:
+        return self.clone_for_writes.get(dbname_of(database)) if database else None
+
+    def extras(self, database: str) -> dict[str, str]:
+        return dict(self.environment.get(dbname_of(database), {})) if database else {}
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the engine measured: an outcome per statement, and same-run replays by position."""
+
+    outcomes: tuple[Outcome, ...]
+    replays: Mapping[int, TimingComparison]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Measured and judged statements, after timing-only verdicts were confirmed."""
+
+    statements: tuple[Statement, ...]
+    outcomes: tuple[Outcome, ...]
+    replays: Mapping[int, TimingComparison]
+    results: tuple[QueryResult, ...]
+    confirmed: Mapping[int, QueryResult] = field(default_factory=dict)  # first verdicts of re-measured statements
+
+
+def deadline_for(settings: MeasureSettings) -> float | None:
+    """The monotonic time a run capped by `max_run_s` must end by (None: no cap)."""
+    return time.monotonic() + settings.max_run_s if settings.max_run_s > 0 else None
+
+
+def _out_of_time(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _bounded(settings: MeasureSettings, deadline: float | None) -> MeasureSettings:
+    """The settings, with a statement timeout that cannot run past the run's deadline."""
+    if deadline is None:
+        return settings
+    left_ms = int((deadline - time.monotonic()) * 1000)
+    if left_ms >= settings.statement_timeout_ms:
+        return settings
+    return replace(settings, statement_timeout_ms=max(left_ms, 1))
+
+
+def _not_measured(settings: MeasureSettings, statements: Sequence[Statement], done: Mapping[int, object]) -> RunTimeExceeded:
+    left = [s.query.name for i, s in enumerate(statements) if i not in done]
+    shown = ", ".join(left[:20]) + (f" and {len(left) - 20} more" if len(left) > 20 else "")
+    return RunTimeExceeded(
+        f"the run reached its time cap of {settings.max_run_s:g} s (--max-run-time / max-run-seconds) "
+        f"with {len(left)} of {len(statements)} queries not measured: {shown}; "
+        "raise the cap or guard fewer queries (a run that did not measure every query gives no verdict)"
+    )
+
+
+@contextmanager
+def _connection_kept(what: str) -> Iterator[None]:
+    """Turn a connection lost outside a measurement (session set-up, probe) into an error saying when."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        lines = str(exc).strip().splitlines()
+        raise DatabaseError(
+            f"lost the database connection {what}: {lines[0] if lines else type(exc).__name__}; "
+            "check that the server is up and re-run"
+        ) from None
+
+
+@dataclass
+class _Session:
+    conn: psycopg.Connection[Any]
+    environment: dict[str, str]
+    probe_ms: float | None
+
+
+@contextmanager
+def _session(
+    dsn: str, statement: Statement, site: Site, settings: MeasureSettings, probe: Probe, *, lock_timeout: bool = False
+) -> Iterator[_Session]:
+    """A connection prepared for measuring, with the environment baselines record and the machine probe."""
+    with connect(dsn, cursor_factory=_CURSORS.get(statement.binding, psycopg.Cursor)) as conn:
+        with _connection_kept(f"while preparing to measure query {statement.query.name!r}"):
+            environment = {**prepare_session(conn, settings), **site.extras(statement.database)}
+            if lock_timeout:
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (_LOCK_TIMEOUT,))
+            probe_ms = probe(conn)
+        yield _Session(conn, environment, probe_ms)
+
+
+def _unmeasured(statement: Statement, exc: QuerywardenError) -> Unmeasured:
+    query = statement.query
+    return Unmeasured(query.name, mask_dsn(str(exc)), query.sql, query.calls_per_minute)
+
+
+def _measure_write(
+    statement: Statement, site: Site, settings: MeasureSettings, probe: Probe, read_only: bool | None
+) -> Outcome:
+    """On a throwaway clone; with `site.writes_in_place`, falling back to the statement's own database."""
+    source = site.clone_source(statement.database)
+    first_error: QuerywardenError | None = None
+    if source is not None and site.server is not None:
+        try:
+            with site.server.clone(source, prefix="qw_write") as dsn, _session(dsn, statement, site, settings, probe) as session:
+                return measure(session.conn, statement.query, settings, session.environment, read_only=read_only, probe_ms=session.probe_ms)
+        except QuerywardenError as exc:
+            if not site.writes_in_place:
+                raise
+            first_error = exc  # e.g. it refers to rows the test created: try the test's own database
+    elif not site.writes_in_place:
+        raise DatabaseError(
+            f"query {statement.query.name!r} writes, and there is no database to clone for measuring it; "
+            "writes are measured only on throwaway clones"
+        )
+    try:
+        with _session(statement.database, statement, site, settings, probe, lock_timeout=True) as session:
+            return measure(session.conn, statement.query, settings, session.environment, read_only=read_only, probe_ms=session.probe_ms)
+    except QuerywardenError as exc:
+        if "lock timeout" in str(exc):
+            raise DatabaseError(
+                f"{mask_dsn(str(exc))}; the test's own transaction still holds locks on these rows: commit or "
+                "roll back before the capture block ends"
+            ) from None
+        if first_error is not None:
+            raise type(exc)(f"{mask_dsn(str(first_error))}; on the test's own database: {mask_dsn(str(exc))}") from None
+        raise
+
+
+def measure_all(
+    statements: Sequence[Statement],
+    site: Site,
+    settings: MeasureSettings,
+    *,
+    probe: Probe = calibration_probe,
+    progress: Progress = _quiet,
+    deadline: float | None = None,
+    errors: Errors = "raise",
+) -> Measurements:
+    """Measure every statement once: reads of one database on one connection, each write on a clone.
+
+    With `errors="raise"` the first statement that cannot be measured stops the run (the CLI: exit 2);
+    with `"record"` it becomes an `Unmeasured` outcome and the rest is measured (the plugin: the test
+    fails naming it). A timeout is always an outcome: a runaway query is a verdict.
+    """
+    for statement in statements:
+        check_measurable(statement.query)  # refuse what cannot be rolled back before touching any database
+    outcomes: dict[int, Outcome] = {}
+    replays: dict[int, TimingComparison] = {}
+    writes: list[tuple[int, bool | None]] = []
+    reads: dict[tuple[str, str], list[int]] = {}
+    for position, statement in enumerate(statements):
+        if not statement.database:
+            outcomes[position] = Unmeasured(statement.query.name, "cannot tell which database it ran on", statement.query.sql, statement.query.calls_per_minute)
+        elif identify(statement.query.sql).kind == "read":
+            reads.setdefault((statement.database, statement.binding), []).append(position)
+        else:
+            writes.append((position, None))
+
+    def settle(position: int, exc: QuerywardenError) -> None:
+        if errors == "raise":
+            raise exc
+        outcomes[position] = _unmeasured(statements[position], exc)
+
+    for members in reads.values():
+        first = statements[members[0]]
+        try:
+            with _session(first.database, first, site, settings, probe) as session:
+                for position in members:
+                    statement = statements[position]
+                    query = statement.query
+                    if _out_of_time(deadline):
+                        raise _not_measured(settings, statements, outcomes)
+                    now = _bounded(settings, deadline)
+                    if now is not settings:
+                        with _connection_kept(f"before measuring query {query.name!r}"):
+                            session.conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{now.statement_timeout_ms}ms",))
+                    progress(f"measuring {query.name}")
+                    try:
+                        outcome = measure(session.conn, query, now, session.environment, probe_ms=session.probe_ms)
+                    except ReadOnlyViolation:
+                        writes.append((position, False))
+                        continue
+                    except RunTimeExceeded:
+                        raise
+                    except QuerywardenError as exc:
+                        settle(position, exc)
+                        continue
+                    if isinstance(outcome, Unmeasured) and _out_of_time(deadline):
+                        raise _not_measured(settings, statements, outcomes)  # cut by the cap, not a verdict
+                    outcomes[position] = outcome
+                    before = statement.baseline
+                    if (
+                        statement.replay and isinstance(outcome, Observation)
+                        and before is not None and before.fingerprint != outcome.fingerprint
+                    ):
+                        progress(f"replaying the baseline SQL of {query.name} against the new SQL")
+                        try:
+                            replay = replay_against(session.conn, before.sql, query, settings)
+                        except QuerywardenError:
+                            if errors == "raise":
+                                raise
+                            replay = None
+                        if replay is not None:
+                            replays[position] = replay
+        except RunTimeExceeded:
+            raise
+        except QuerywardenError as exc:
+            if errors == "raise":
+                raise
+            for position in members:
+                if position not in outcomes and all(position != w for w, _ in writes):
+                    outcomes[position] = _unmeasured(statements[position], exc)
+    for position, read_only in writes:
+        statement = statements[position]
+        if _out_of_time(deadline):
+            raise _not_measured(settings, statements, outcomes)
+        progress(f"measuring {statement.query.name} (on a throwaway clone)")
+        try:
+            outcome = _measure_write(statement, site, _bounded(settings, deadline), probe, read_only)
+        except QuerywardenError as exc:
+            settle(position, exc)
+            continue
+        if isinstance(outcome, Unmeasured) and _out_of_time(deadline):
+            raise _not_measured(settings, statements, outcomes)
+        outcomes[position] = outcome
+    ordered: list[Outcome] = []
+    for position, statement in enumerate(statements):
+        found = outcomes[position]
+        ordered.append(replace(found, statement_count=statement.executions) if isinstance(found, Observation) else found)
+    return Measurements(tuple(ordered), replays)
+
+
+def judge_all(statements: Sequence[Statement], measured: Measurements, policy: Policy) -> tuple[QueryResult, ...]:
+    """Each statement's verdict against its baseline."""
+    return tuple(
+        compare(s.query.name, s.baseline, outcome, policy, s.query.source, measured.replays.get(position))
+        for position, (s, outcome) in enumerate(zip(statements, measured.outcomes))
+    )
+
+
+def evaluate(
+    statements: Sequence[Statement],
+    site: Site,
+    settings: MeasureSettings,
+    policy: Policy,
+    *,
+    confirm_warns: bool = True,
+    probe: Probe = calibration_probe,
+    progress: Progress = _quiet,
+    deadline: float | None = None,
+    errors: Errors = "raise",
+) -> Evaluation:
+    """Measure and judge; a verdict that blocks (or, with `confirm_warns`, warns) on timing alone is
+    measured once more, the machine probed afresh, and the second measurement decides.
+
+    A real slowdown shows twice; a burst of load on a shared machine rarely does. Seen in the
+    detection benchmark: 4 of 50 unchanged runs blocked, and 7 of 50 warned, on one query's timing
+    while the rest of the catalog, measured minutes apart, sat at ×1.0. A refresh confirms blocks
+    only (`confirm_warns=False`): a warn does not change what it writes.
+    """
+    statements = tuple(statements)
+    measured = measure_all(statements, site, settings, probe=probe, progress=progress, deadline=deadline, errors=errors)
+    results = judge_all(statements, measured, policy)
+    suspects = timing_only(results, policy, warns=confirm_warns)
+    confirmed = {position: results[position] for position in suspects}
+    if suspects:
+        progress(f"confirming timing-only slowdowns by measuring again: {', '.join(statements[i].query.name for i in suspects)}")
+        again = measure_all(
+            [statements[i] for i in suspects], site, settings, probe=calibration_probe, progress=progress, deadline=deadline, errors=errors
+        )
+        outcomes = list(measured.outcomes)
+        replays = dict(measured.replays)
+        for offset, position in enumerate(suspects):
+            outcomes[position] = again.outcomes[offset]
+            replays.pop(position, None)  # a same-run A/B is run again too: the new one decides
+            if offset in again.replays:
+                replays[position] = again.replays[offset]
+        measured = Measurements(tuple(outcomes), replays)
+        results = judge_all(statements, measured, policy)
+    return Evaluation(statements, measured.outcomes, measured.replays, results, confirmed)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh did with one query's baseline file."""
+
+    name: str
+    status: Literal["written", "unchanged", "failed"]
+    detail: str = ""
+
+
+def refresh(evaluation: Evaluation, store: BaselineStore) -> list[Refreshed]:
+    """Record the evaluated queries' baselines: rewrite a file only when more than timing changed or its
+    verdict blocks (`judge.keeps`), so timing noise never churns a diff; nothing for an unmeasured one."""
+    done: list[Refreshed] = []
+    for statement, outcome, result in zip(evaluation.statements, evaluation.outcomes, evaluation.results):
+        if isinstance(outcome, Unmeasured):
+            done.append(Refreshed(outcome.name, "failed", outcome.message))
+        elif keeps(statement.baseline, outcome, blocking=result.blocking) or not store.write(outcome):
+            done.append(Refreshed(outcome.name, "unchanged"))
+        else:
+            done.append(Refreshed(outcome.name, "written", str(store.path_for(outcome.name))))
+    return done
+
+
+# --- catalogs: the CLI's input --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogSite:
+    """Where a catalog is measured: the site, and the database its reads run on."""
+
+    site: Site
+    database: str
+
+    def statements(self, queries: Sequence[GuardedQuery], baselines: Mapping[str, Observation]) -> list[Statement]:
+        return [Statement(query, self.database, baselines.get(query.name)) for query in queries]
+
+
+def database_site(server: Server, dbname: str, seed_fingerprint: str | None = None) -> CatalogSite:
+    """A database querywarden made (a clone, a scratch database): reads on it, writes on clones of it."""
+    extras = {dbname: {"seed": seed_fingerprint}} if seed_fingerprint else {}
+    return CatalogSite(Site(server, {dbname: dbname}, extras), server.dsn_for(dbname))
+
+
+@contextmanager
+def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet) -> Iterator[CatalogSite]:
+    """A clone of the seeded template when a seed is given (a template must stay connection-free),
+    else the DSN's database; writes are measured on clones of the template or of that database."""
+    server = Server(dsn)
+    if seed is None:
+        yield database_site(server, dbname_of(dsn))
+        return
+    template = ensure_template(server, seed, progress)
+    with server.clone(template) as read_dsn:
+        extras = {"seed": seed.data_fingerprint()}
+        read_name = dbname_of(read_dsn)
+        yield CatalogSite(Site(server, {read_name: template}, {read_name: extras}), read_dsn)

@@ -1,0 +1,252 @@
+"""The plugin's state for one pytest process: resolved settings, the server, the seeded template, the
+clones handed to tests and the outcomes of guarded tests (plain data, so xdist workers can send them).
+
+Made at configure time, so everything heavy (psycopg, sqlglot, the engine) is imported only where a
+test first uses querywarden: loading the plugin costs a pytest run next to nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..errors import QuerywardenError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..config import Resolved, Setting
+    from ..database import Server
+    from ..engine import Site
+    from ..path import PathSpec
+    from ..policy import Policy
+    from ..query import CapturedStatement
+    from ..seeding.seed import Seed
+    from .outcome import PathOutcome
+
+DEFAULT_BASELINES = "baselines/tests"
+UPDATE_FLAG = "--querywarden-update"
+
+
+@dataclass(frozen=True)
+class Clone:
+    """A test database the plugin cloned: the template it copies and the seed data's fingerprint."""
+
+    template: str
+    seed_fingerprint: str | None = None
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return str(path)
+
+
+class QuerywardenSession:
+    """Everything the plugin keeps for one pytest process: settings, server, template, outcomes."""
+
+    def __init__(self, config: pytest.Config, explicit: Mapping[str, Setting]) -> None:
+        self.config = config
+        self.explicit = explicit
+        self._resolved: Resolved | None = None
+        self._stack = ExitStack()
+        self._server: Server | None = None
+        self.clones: dict[str, Clone] = {}
+        self._probe_ms: float | None = None
+        self.seed_fingerprint: str | None = None
+        self.outcomes: list[dict[str, Any]] = []
+        self.collected: set[str] = set()
+        self.called: set[str] = set()
+        self.guarded: set[str] = set()
+        self.partial_modules: set[str] = set()
+        self.stale: list[str] = []
+        self.removed: list[str] = []
+        self.unreadable: list[str] = []
+        self.failed = False
+
+    # settings and the server, resolved on first use
+
+    @property
+    def update(self) -> bool:
+        return bool(self.config.getoption("querywarden_update"))
+
+    @property
+    def strict(self) -> bool:
+        return bool(self.config.getoption("querywarden_strict"))
+
+    @property
+    def root(self) -> Path:
+        return self.config.rootpath
+
+    def resolved(self) -> Resolved:
+        """Flag -> environment -> ini (the explicit layers) -> [tool.querywarden] -> default.
+
+        The plugin's baselines are per-test files, another kind than the CLI's per-query ones, so
+        `baselines` in [tool.querywarden] (the CLI's) is not taken for them.
+        """
+        if self._resolved is None:
+            from ..config import resolve
+
+            self._resolved = resolve(
+                [self.explicit],
+                self.root,
+                defaults={"baselines": DEFAULT_BASELINES},
+                from_project=("schema", "seed", "scale", "calls_per_minute", "hot_calls_per_minute"),
+            )
+        return self._resolved
+
+    def policy(self) -> Policy:
+        from dataclasses import replace
+
+        resolved = self.resolved()
+        return replace(resolved.policy, strict=self.strict or resolved.policy.strict, refresh=UPDATE_FLAG, prune=UPDATE_FLAG)
+
+    @property
+    def baselines_dir(self) -> Path:
+        return self.resolved().path("baselines")
+
+    def server(self) -> Server:
+        """The server to seed and clone on: the configured DSN, else an embedded cluster started now."""
+        if self._server is None:
+            from ..database import Server
+
+            dsn = self.resolved()["dsn"].value
+            if dsn is None:  # each xdist worker starts its own: they share nothing but the baselines
+                from ..embedded import EmbeddedCluster
+
+                self.say("no --querywarden-dsn, $QUERYWARDEN_DSN or querywarden_dsn; starting an embedded PostgreSQL cluster")
+                dsn = self._stack.enter_context(EmbeddedCluster(progress=self.say))
+            self._server = Server(str(dsn))
+        return self._server
+
+    def seed(self) -> Seed:
+        from ..errors import ConfigError
+
+        seed = self.resolved().seed()
+        if seed is None:
+            raise ConfigError(
+                "querywarden_db needs a seed: set querywarden_schema and querywarden_seed (SQL files and/or "
+                "module:function) in the pytest ini file or `schema`/`seed` in [tool.querywarden], or capture "
+                "your own connections instead"
+            )
+        return seed
+
+    def say(self, message: str) -> None:
+        """Progress for people: on the terminal of a plain run, silent in xdist workers."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or hasattr(self.config, "workerinput"):
+            return
+        with capture.global_and_fixture_disabled() if capture is not None else ExitStack():
+            reporter.ensure_newline()
+            reporter.write_line(f"querywarden: {message}")
+
+    def probe(self, conn: psycopg.Connection[Any]) -> float:
+        """The machine's speed, probed once per process on the first measuring connection (it costs ~0.5 s)."""
+        if self._probe_ms is None:
+            from ..measure import calibration_probe
+
+            self._probe_ms = calibration_probe(conn)
+        return self._probe_ms
+
+    def close(self) -> None:
+        self._stack.close()
+
+    # one guarded test
+
+    def site(self) -> Site:
+        """Reads on each test's clone; its writes on a fresh clone of the template, else on the clone itself."""
+        from ..engine import Site
+
+        return Site(
+            self._server,
+            {name: clone.template for name, clone in self.clones.items()},
+            {name: {"seed": clone.seed_fingerprint} for name, clone in self.clones.items() if clone.seed_fingerprint},
+            writes_in_place=True,
+        )
+
+    def check(self, test: str, spec: PathSpec, statements: Sequence[CapturedStatement]) -> PathOutcome:
+        from ..baseline import PathBaselineStore
+        from ..database import mask_dsn
+        from ..engine import no_probe
+        from .outcome import PathOutcome, check_test
+
+        store = PathBaselineStore(self.baselines_dir)
+        # The machine probe (~0.5 s) is recorded with new baselines; a check needs it only to confirm a
+        # slowdown that only the clock shows, and then the engine probes afresh.
+        probe = self.probe if self.update else no_probe
+        try:
+            return check_test(
+                spec, statements, store, self.site(), self.resolved().measure, self.policy(),
+                probe=probe, update=self.update, root=self.root,
+            )
+        except QuerywardenError as exc:
+            text = mask_dsn(str(exc))
+            shown = relative(store.path_for(test), self.root)
+            return PathOutcome(test, "error", True, (f"ERROR {test}: {text}",), f"querywarden: {text}", shown)
+
+    def clone_made(self, dsn: str, template: str) -> str:
+        from ..database import dbname_of
+
+        name = dbname_of(dsn)
+        self.clones[name] = Clone(template, self.seed_fingerprint)
+        return name
+
+    # collection facts, for telling which baselines no test used
+
+    def note_collected(self, items: Sequence[pytest.Item]) -> None:
+        self.collected.update(item.nodeid for item in items)
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "outcomes": self.outcomes,
+            "collected": sorted(self.collected),
+            "called": sorted(self.called),
+            "guarded": sorted(self.guarded),
+            "partial_modules": sorted(self.partial_modules),
+        }
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        self.outcomes.extend(data.get("outcomes", []))
+        for key in ("collected", "called", "guarded", "partial_modules"):
+            getattr(self, key).update(data.get(key, []))
+
+    def find_stale(self) -> None:
+        """Baselines whose test is gone, or ran without guarding anything; deleted in update mode."""
+        if not self.outcomes and not self.collected:
+            return
+        try:
+            baselines_dir = self.baselines_dir
+        except QuerywardenError:
+            if self.outcomes:
+                raise
+            return  # nothing was guarded: a project setting the CLI needs is not this run's business
+        from ..baseline import PathBaselineStore
+
+        store = PathBaselineStore(baselines_dir)
+        modules = {nodeid.split("::", 1)[0] for nodeid in self.collected} - self.partial_modules
+        for path, test in store.tests().items():
+            shown = relative(path, self.root)
+            if not isinstance(test, str):
+                self.unreadable.append(str(test))
+                continue
+            module = test.split("::", 1)[0]
+            gone = not (self.root / module).exists() or (module in modules and test not in self.collected)
+            unguarded = test in self.called and test not in self.guarded
+            if not (gone or unguarded):
+                continue
+            why = "its test no longer exists" if gone else "its test ran without capturing through the querywarden fixture"
+            if self.update:
+                store.remove(path)
+                self.removed.append(f"{shown} ({test}: {why})")
+            else:
+                self.stale.append(f"{shown} ({test}: {why})")
+        if self.unreadable or (self.stale and self.strict):
+            self.failed = True
