@@ -25,3 +25,13 @@ def test_placeholders_named_positional_and_escaped() -> None:
     assert found.positional == 1
     assert placeholders("SELECT 10 %% 3, $1").names == ()
     assert placeholders("SELECT 10 %% 3").positional == 0
+
+
+def test_backslash_escapes_count_only_in_e_strings() -> None:
+    # E'\'' is a quote inside the string: what follows it is three more statements, not string text.
+    smuggled = "SELECT E'\\''; COMMIT; DELETE FROM audit; SELECT '';"
+    assert split_statements(smuggled) == ["SELECT E'\\''", "COMMIT", "DELETE FROM audit", "SELECT ''"]
+    assert split_statements("SELECT e'a\\\\'; SELECT 2") == ["SELECT e'a\\\\'", "SELECT 2"]
+    # In a standard string a backslash is an ordinary character, and `some'x'` is no E string.
+    assert split_statements("SELECT 'a\\'; SELECT 2") == ["SELECT 'a\\'", "SELECT 2"]
+    assert split_statements("SELECT some'x;y'; SELECT 2") == ["SELECT some'x;y'", "SELECT 2"]

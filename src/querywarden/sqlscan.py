@@ -32,8 +32,13 @@ def scan(sql: str) -> Iterator[Chunk]:
         c = sql[i]
         end = -1
         if c == "'" or c == '"':
+            # E'…' strings take backslash escapes: E'\'' is one quote inside the string, not its end.
+            escapes = c == "'" and i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] in "_$"))
             end = i + 1
             while end < n:
+                if escapes and sql[end] == "\\":
+                    end += 2
+                    continue
                 if sql[end] == c:
                     if end + 1 < n and sql[end + 1] == c:
                         end += 2
