@@ -145,3 +145,38 @@ def test_help_describes_exit_codes() -> None:
     result = CliRunner().invoke(report, ["--help"])
     assert result.exit_code == 0
     assert "0 when no result blocks" in result.output and "--no-fail" in result.output
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-fail"], ["--format", "json"], ["--format", "github"]])
+def test_results_that_hold_no_query_give_no_verdict(tmp_path: Path, extra: list[str]) -> None:
+    """A run that measured nothing must not read as a pass, not even in rollout mode."""
+    empty = tmp_path / "empty.json"
+    write_results(RunResult(()), empty)
+    summary = tmp_path / "summary.md"
+    code, out, err = invoke(["--from", str(empty), *extra], summary=summary)
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"querywarden: error: {empty}: the results hold no queries, so there is no verdict; "
+        "check that the run that wrote it measured its catalog or guarded tests\n"
+    )
+    assert not summary.exists()
+
+
+def test_shards_that_all_hold_no_query_give_no_verdict(tmp_path: Path) -> None:
+    first, second = tmp_path / "shard-1.json", tmp_path / "shard-2.json"
+    for path in (first, second):
+        write_results(RunResult(()), path)
+    code, _, err = invoke(["--from", str(first), "--from", str(second)])
+    assert code == 2
+    assert err.startswith(f"querywarden: error: {first}, {second}: the results hold no queries")
+    assert err.count("\n") == 1
+
+
+def test_one_empty_shard_among_others_is_merged(shards: tuple[Path, Path], tmp_path: Path) -> None:
+    """A matrix job whose tests guard no query writes empty results; the other shards still give the verdict."""
+    empty = tmp_path / "empty.json"
+    write_results(RunResult(()), empty)
+    code, out, _ = invoke(["--from", str(empty), "--from", str(shards[0]), "--format", "md"])
+    assert code == 0
+    assert out.splitlines()[1] == "## ✅ querywarden: passed: 5 queries guarded, none blocks the merge"

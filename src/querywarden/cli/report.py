@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import click
 
-from ..errors import QuerywardenError
+from ..errors import QuerywardenError, ResultsError
 from ..reports.render import FORMATS, Format, render_report
 from ..reports.results import read_results
 from ..verdict import RunResult
@@ -31,6 +31,21 @@ def _write(path: Path, text: str, *, append: bool = False) -> None:
             handle.write(text)
     except OSError as exc:
         raise ReportInputError(f"{path}: cannot be written ({exc}); choose a writable path") from None
+
+
+def _measured(sources: tuple[Path, ...]) -> RunResult:
+    """The merged run, refused when it holds no query: a guard that measured nothing has no verdict to give.
+
+    One empty shard among others is fine (a CI matrix job whose tests guard no query); all of them empty is not.
+    """
+    run = RunResult.merge([read_results(source) for source in sources])
+    if not run.queries:
+        files = ", ".join(str(source) for source in sources)
+        raise ResultsError(
+            f"{files}: the results hold no queries, so there is no verdict; check that the run that wrote "
+            f"{'it' if len(sources) == 1 else 'them'} measured its catalog or guarded tests"
+        )
+    return run
 
 
 @click.command("report")
@@ -72,10 +87,9 @@ def report(ctx: click.Context, sources: tuple[Path, ...], fmt: str, output: Path
     With --format md and $GITHUB_STEP_SUMMARY set, the Markdown is also appended to the job summary.
     """
     try:
-        runs = [read_results(source) for source in sources]
+        run = _measured(sources)
     except QuerywardenError as exc:
         raise ReportInputError(str(exc)) from None
-    run = RunResult.merge(runs)
     text = render_report(run, cast(Format, fmt))
     if output is None:
         click.echo(text, nl=False)
