@@ -93,3 +93,31 @@ def test_directory_expands_to_its_sql_files_and_empty_catalog_is_an_error(tmp_pa
         load_catalogs([tmp_path / "empty"])
     with pytest.raises(CatalogError, match="catalog file not found"):
         load_catalogs([tmp_path / "nope.sql"])
+
+
+def test_a_directory_is_read_with_its_subdirectories_in_a_fixed_order(tmp_path: Path) -> None:
+    """A hot query kept in a subdirectory is guarded, not reported missing with exit 0."""
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "z.sql").write_text("-- name: z\nSELECT 4\n")
+    (tmp_path / "sub" / "deeper" / "c.sql").write_text("-- name: c\nSELECT 3\n")
+    (tmp_path / "sub" / "b.sql").write_text("-- name: b\nSELECT 2\n")
+    (tmp_path / "a.sql").write_text("-- name: a\nSELECT 1\n")
+    (tmp_path / "sub" / "notes.txt").write_text("-- name: not_sql\nSELECT 5\n")
+    queries = load_catalogs([tmp_path])
+    assert [q.name for q in queries] == ["a", "b", "c", "z"]
+    assert str(queries[2].source) == f"{tmp_path / 'sub' / 'deeper' / 'c.sql'}:2"
+
+
+def test_the_same_name_in_two_subdirectories_is_an_error_naming_both(tmp_path: Path) -> None:
+    for part in ("one", "two"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "q.sql").write_text("-- name: hot\nSELECT 1\n")
+    with pytest.raises(CatalogError, match=r"two/q.sql:2: query name 'hot' is already used at .*one/q.sql:2"):
+        load_catalogs([tmp_path])
+
+
+def test_a_symlink_back_up_the_tree_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "q.sql").write_text("-- name: q\nSELECT 1\n")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)
+    assert [q.name for q in load_catalogs([tmp_path])] == ["q"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,7 @@ def parse_catalog(text: str, path: Path, *, default_calls_per_minute: float = 60
 
 
 def load_catalogs(paths: Sequence[Path | str], *, default_calls_per_minute: float = 60.0) -> list[GuardedQuery]:
-    """Read catalog files (or every *.sql file in a directory); names must be unique across all of them."""
+    """Read catalog files (or every *.sql file in a directory tree); names must be unique across all of them."""
     queries: list[GuardedQuery] = []
     seen: dict[str, GuardedQuery] = {}
     for path in _expand(Path(p) for p in paths):
@@ -196,6 +196,27 @@ def load_catalogs(paths: Sequence[Path | str], *, default_calls_per_minute: floa
 def _expand(paths: Iterable[Path]) -> Iterable[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(path.glob("*.sql"))
+            yield from _sql_files(path, set())
         else:
             yield path
+
+
+def _sql_files(directory: Path, visited: set[Path]) -> Iterator[Path]:
+    """Every *.sql file under `directory`, subdirectories included, in name order at each level.
+
+    A hot query kept in a subdirectory must be measured, not silently reported missing. Symlinked
+    directories are followed, once each, so a link back up the tree cannot loop.
+    """
+    real = directory.resolve()
+    if real in visited:
+        return
+    visited.add(real)
+    try:
+        entries = sorted(directory.iterdir(), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise CatalogError(f"{directory}: cannot read catalog directory ({exc}); check its permissions") from None
+    for entry in entries:
+        if entry.is_dir():
+            yield from _sql_files(entry, visited)
+        elif entry.suffix == ".sql":
+            yield entry
