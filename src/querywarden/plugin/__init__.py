@@ -160,6 +160,7 @@ def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
 
 SESSION_KEY = pytest.StashKey[QuerywardenSession]()
 CAPTURE_KEY = pytest.StashKey["Querywarden"]()
+REPORTED_KEY = pytest.StashKey["_CallReports"]()
 
 
 def _state(config: pytest.Config) -> QuerywardenSession:
@@ -325,6 +326,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = QuerywardenSession(config, _explicit_layer(config))
     config.stash[SESSION_KEY] = state
     config.add_cleanup(state.close)
+    reported = _CallReports()
+    config.stash[REPORTED_KEY] = reported
+    config.pluginmanager.register(reported, "querywarden-call-reports")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -400,6 +404,42 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     return result
 
 
+class _CallReports:
+    """How pytest finally reported each test's call phase, as the terminal and the exit code see it.
+
+    The guard fails a blocked test, but xfail (a marker, one added by a conftest, a conftest rewriting
+    the report) turns that failure into an expected one; only the final report tells. Under xdist the
+    controller hears every worker's reports here too.
+    """
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        if hasattr(report, "wasxfail"):
+            self.outcomes[report.nodeid] = "xfailed" if report.skipped else "xpassed"
+        else:
+            self.outcomes[report.nodeid] = report.outcome
+
+
+def _blocked(state: QuerywardenSession) -> list[dict[str, Any]]:
+    """The guarded tests whose latest guard verdict blocks (a rerun's verdict replaces the earlier one)."""
+    latest = {outcome["test"]: outcome for outcome in state.outcomes}
+    return [outcome for outcome in latest.values() if outcome["blocking"]]
+
+
+def _swallowed(config: pytest.Config, state: QuerywardenSession) -> list[tuple[dict[str, Any], str]]:
+    """Blocked tests that pytest did not report as failed, with how it reported them instead."""
+    reported = config.stash[REPORTED_KEY].outcomes
+    return [
+        (outcome, reported[outcome["test"]])
+        for outcome in _blocked(state)
+        if reported.get(outcome["test"], "failed") != "failed"
+    ]
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: take a finished worker's outcomes (plain data sent through workeroutput)."""
@@ -427,7 +467,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except QuerywardenError as exc:
         state.unreadable.append(str(exc))
         state.failed = True
-    if state.failed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+    # A block fails the session even when its test's failure was taken as expected (xfail).
+    if (state.failed or _blocked(state)) and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -466,6 +507,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         write(f"stale baseline {line}; delete it with {UPDATE_FLAG}" + (" (fails the run under --querywarden-strict)" if state.strict else ""))
     for line in state.unreadable:
         write(f"unreadable baseline: {line}")
+    for outcome, reported in sorted(_swallowed(config, state), key=lambda found: found[0]["test"]):
+        if outcome["message"]:  # pytest does not show an expected failure: its reasons go here
+            for line in outcome["message"].splitlines():
+                write(line)
+        if reported == "xfailed":
+            why = "is marked xfail, but its guard blocked: a blocked query is never an expected failure"
+        else:
+            why = f"was reported {reported}, but its guard blocked: a blocked query never passes"
+        write(f"querywarden: test {outcome['test']} {why}", red=True, bold=True)
     order = ("fail", "error", "no-baseline", "warn", "improved", "pass", "written", "unchanged")
     counts = ", ".join(f"{tally[status]} {status}" for status in order if tally.get(status))
     blocked = sum(1 for o in state.outcomes if o["blocking"])
