@@ -314,3 +314,115 @@ def test_django_connection_raw_cursor_and_orm(django_connection: Any) -> None:
     assert django_connection.execute_wrappers == []
     assert dbname_of(orm.database) == django_connection.settings_dict["NAME"]
     assert "django" in sys.modules
+
+
+# --- values composed into the SQL ------------------------------------------------------------------
+
+SECRET_EMAIL = "jane.private@example.org"
+SECRET_ID = 8675309123
+
+
+def rerun(conn: psycopg.Connection[Any], statement: CapturedStatement) -> list[tuple[Any, ...]]:
+    """Run a recorded statement the way the engine measures it: its SQL and parameters on a cursor of its binding."""
+    cursor_class = {"server": psycopg.Cursor, "client": psycopg.ClientCursor, "raw": psycopg.RawCursor}[statement.binding]
+    with cursor_class(conn) as cur:
+        return cur.execute(statement.sql, statement.params).fetchall()
+
+
+def test_literals_composed_into_a_statement_are_recorded_as_parameters(conn: psycopg.Connection[Any]) -> None:
+    """A `sql.Literal` must not put personal data into the recorded SQL, and what is recorded still runs."""
+    owner = sql.SQL("SELECT {}::text AS who, name FROM owners WHERE id = {}")
+    statements = [
+        (owner.format(sql.Literal(SECRET_EMAIL), sql.Literal(1)), None),
+        # the application's own placeholders keep their places among the literals
+        (sql.SQL("SELECT %s, {}, %s, {}").format(sql.Literal(SECRET_EMAIL), sql.Literal(SECRET_ID)), (7, 8)),
+        (sql.SQL("SELECT %(n)s, {} AS who").format(sql.Literal(SECRET_EMAIL)), {"n": 7}),
+        # a % the application wrote without parameters must stay a percent sign once there are some
+        (sql.SQL("SELECT {} || '%' AS who").format(sql.Literal(SECRET_EMAIL)), None),
+        (sql.SQL("SELECT id FROM items WHERE id IN ({}) ORDER BY id").format(
+            sql.SQL(", ").join(sql.Literal(n) for n in (3, 4, SECRET_ID))), None),
+        # `interval '1 day'`: a parameter cannot follow a type name, a cast of it can
+        (sql.SQL("SELECT date {} + interval {}, {} AS who").format(
+            sql.Literal("2024-02-28"), sql.Literal("1 day"), sql.Literal(SECRET_EMAIL)), None),
+    ]
+    captured = Capture()
+    with capture(conn, captured):
+        originals = [conn.execute(query, params).fetchall() for query, params in statements]
+    conn.cursor_factory = psycopg.ClientCursor
+    with capture(conn, captured):
+        originals.append(conn.execute(sql.SQL("SELECT %s, {} AS who").format(sql.Literal(SECRET_EMAIL)), (5,)).fetchall())
+    conn.cursor_factory = psycopg.RawCursor
+    with capture(conn, captured):
+        originals.append(conn.execute(sql.SQL("SELECT $1, {} AS who").format(sql.Literal(SECRET_EMAIL)), (5,)).fetchall())
+    conn.cursor_factory = psycopg.Cursor
+    with capture(conn, captured):
+        with conn.cursor(name="pages") as named:
+            named.execute(sql.SQL("SELECT id FROM items WHERE title <> {} ORDER BY id LIMIT 2").format(sql.Literal(SECRET_EMAIL)))
+            originals.append(named.fetchall())
+        with conn.cursor() as cur:
+            cur.executemany(sql.SQL("SELECT title FROM items WHERE id = %s AND title <> {}").format(sql.Literal(SECRET_EMAIL)), [(1,), (2,)])
+    assert [(s.sql, s.params, s.binding) for s in captured] == [
+        ("SELECT %s::text AS who, name FROM owners WHERE id = %s", (SECRET_EMAIL, 1), "server"),
+        ("SELECT %s, %s, %s, %s", (7, SECRET_EMAIL, 8, SECRET_ID), "server"),
+        ("SELECT %(n)s, %(qw_literal_1)s AS who", {"n": 7, "qw_literal_1": SECRET_EMAIL}, "server"),
+        ("SELECT %s || '%%' AS who", (SECRET_EMAIL,), "server"),
+        ("SELECT id FROM items WHERE id IN (%s, %s, %s) ORDER BY id", (3, 4, SECRET_ID), "server"),
+        ("SELECT CAST(%s AS date) + CAST(%s AS interval), %s AS who", ("2024-02-28", "1 day", SECRET_EMAIL), "server"),
+        ("SELECT %s, %s AS who", (5, SECRET_EMAIL), "client"),
+        ("SELECT $1, $2 AS who", (5, SECRET_EMAIL), "raw"),
+        ("SELECT id FROM items WHERE title <> %s ORDER BY id LIMIT 2", (SECRET_EMAIL,), "server"),
+        ("SELECT title FROM items WHERE id = %s AND title <> %s", (1, SECRET_EMAIL), "server"),
+    ]
+    assert captured.statements[-1].executions == 2
+    assert rerun(conn, captured.statements[-1]) == [("item 1",)]  # an executemany keeps its first parameter set
+    for statement, rows_then in zip(captured.statements, originals):
+        assert rerun(conn, statement) == rows_then, statement.sql
+    for statement in captured:
+        assert SECRET_EMAIL not in statement.sql and str(SECRET_ID) not in statement.sql
+
+
+def test_a_composed_statement_without_literals_is_recorded_as_it_ran(conn: psycopg.Connection[Any]) -> None:
+    query = sql.SQL("SELECT {} FROM owners WHERE id = %s AND name LIKE 'owner%%'").format(sql.Identifier("name"))
+    with capture(conn) as captured:
+        conn.execute(query, (1,))
+    assert rows(captured) == [('SELECT "name" FROM owners WHERE id = %s AND name LIKE \'owner%%\'', (1,), 1, "psycopg")]
+
+
+def test_a_baseline_of_a_composed_literal_does_not_hold_the_value(
+    server: Server, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """Through the plugin's path: capture, measure, write the baseline file a team commits."""
+    from querywarden.baseline import PathBaselineStore
+    from querywarden.engine import Site, no_probe
+    from querywarden.path import PathSpec
+    from querywarden.plugin.outcome import check_test
+    from querywarden.policy import MeasureSettings, Policy
+
+    with capture(conn) as captured:
+        conn.execute(sql.SQL("SELECT id FROM owners WHERE name = {} OR id = {}").format(
+            sql.Literal(SECRET_EMAIL), sql.Literal(SECRET_ID))).fetchall()
+    conn.rollback()  # the engine measures on its own connection; the test's transaction holds nothing
+    store = PathBaselineStore(tmp_path)
+    outcome = check_test(
+        PathSpec("test_owner_lookup", 60.0), captured.statements, store, Site(server),
+        MeasureSettings(warmup=1, min_samples=3, max_samples=5, time_cap_s=0.2), Policy(),
+        probe=no_probe, update=True, root=tmp_path,
+    )
+    assert outcome.status == "written", outcome
+    [written] = [path for path in tmp_path.rglob("*") if path.is_file()]
+    text = written.read_text(encoding="utf-8")
+    assert "SELECT id FROM owners WHERE name = %s OR id = %s" in text
+    assert SECRET_EMAIL not in text and str(SECRET_ID) not in text
+
+
+def test_django_records_a_composed_literal_as_a_parameter(django_connection: Any) -> None:
+    from django.db import connection as proxy
+
+    with capture(proxy) as captured:
+        with proxy.cursor() as cursor:
+            cursor.execute(sql.SQL("SELECT name FROM owners WHERE id = %s AND name <> {}").format(sql.Literal(SECRET_EMAIL)), [2])
+            ran = cursor.fetchall()
+    [statement] = captured.statements
+    assert (statement.sql, statement.params) == ("SELECT name FROM owners WHERE id = %s AND name <> %s", (2, SECRET_EMAIL))
+    with psycopg.connect(statement.database) as conn:
+        assert rerun(conn, statement) == [tuple(row) for row in ran]

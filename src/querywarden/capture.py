@@ -18,12 +18,16 @@ A target is a psycopg 3 `Connection`, a SQLAlchemy 2 `Engine`, `Connection`, `Se
   captured through the engine or connection it is bound to).
 - Django: `connection.execute_wrapper`, for the connection of the current thread.
 
+A value composed into a statement with `psycopg.sql.Literal` is recorded as a placeholder with the
+value as a parameter, like a bound value: it never reaches a baseline unless `store-params` says so.
+
 A statement is recorded once it has run without error. Nested and repeated captures of the same
 target share one hook: a statement reaches every block that is open around it, once each.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import sysconfig
 import threading
@@ -130,6 +134,125 @@ def _text(query: Any, context: Any) -> str:
     if isinstance(query, pg_sql.Composable):
         return query.as_string(context)
     return str(query)
+
+
+# psycopg's placeholder syntax: `%s`, `%b`, `%t`, `%(name)s`, and `%%` for a literal percent sign.
+_PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<code>.)", re.DOTALL)
+# `interval '1 day'`: a type name followed by a string constant. A parameter cannot stand there, so the
+# value is bound as `CAST(%s AS interval)` instead.
+_TYPED_CONSTANT = re.compile(
+    r"\b(?P<type>interval|date|time|timetz|timestamp|timestamptz|json|jsonb|uuid|inet|cidr|macaddr|numeric|"
+    r"decimal|bigint|integer|int|int2|int4|int8|smallint|real|boolean|bool|text|varchar|bytea|money|xml)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _recorded(query: Any, params: Any, context: Any, binding: Binding) -> tuple[str, Params]:
+    """The statement's text and parameters as recorded.
+
+    A `sql.Literal` composed into the statement becomes a placeholder and its value a parameter, so
+    a value written into the SQL (an email, an id) stays out of baselines and reports like a bound
+    one, and the recorded statement runs as the original did.
+    """
+    if not isinstance(query, pg_sql.Composable):
+        return _text(query, context), _params(params)
+    pieces = _pieces(query, context)
+    if not any(isinstance(piece, pg_sql.Literal) for piece in pieces):
+        return query.as_string(context), _params(params)
+    if binding == "raw":
+        return _bind_numbered(pieces, params)
+    return _bind_pyformat(pieces, params)
+
+
+def _pieces(query: pg_sql.Composable, context: Any) -> list[str | pg_sql.Literal]:
+    """A composed statement as its rendered text runs, with each literal left as a `Literal`."""
+    pieces: list[str | pg_sql.Literal] = []
+    for part in _flatten(query):
+        if isinstance(part, pg_sql.Literal):
+            pieces.append(part)
+        elif pieces and isinstance(pieces[-1], str):
+            pieces[-1] += part.as_string(context)
+        else:
+            pieces.append(part.as_string(context))
+    return pieces
+
+
+def _flatten(query: pg_sql.Composable) -> Iterator[pg_sql.Composable]:
+    if isinstance(query, pg_sql.Composed):
+        for part in query:
+            yield from _flatten(part)
+    else:
+        yield query
+
+
+def _value(literal: pg_sql.Literal) -> Any:
+    return literal._obj  # psycopg keeps a Literal's value there and offers no public accessor
+
+
+def _placed(text: str, placeholder: str) -> tuple[str, str]:
+    """The text before a literal and the placeholder for it, cast where a type name precedes it."""
+    typed = _TYPED_CONSTANT.search(text)
+    if typed is None:
+        return text, placeholder
+    return text[: typed.start()], f"CAST({placeholder} AS {typed.group('type')})"
+
+
+def _bind_numbered(pieces: list[str | pg_sql.Literal], params: Any) -> tuple[str, Params]:
+    """RawCursor: literals become `$n` after the statement's own parameters."""
+    values = list(params) if isinstance(params, Sequence) and not isinstance(params, (str, bytes)) else []
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        else:
+            values.append(_value(piece))
+            before, placeholder = _placed(out.pop() if out else "", f"${len(values)}")
+            out += [before, placeholder]
+    return "".join(out), tuple(values)
+
+
+def _bind_pyformat(pieces: list[str | pg_sql.Literal], params: Any) -> tuple[str, Params]:
+    """Cursor and ClientCursor: literals become `%s` among the statement's own positional parameters,
+    or `%(name)s` beside its named ones."""
+    texts = "".join(piece for piece in pieces if isinstance(piece, str))
+    named = isinstance(params, Mapping) or (
+        params is not None and any(m.group("name") is not None for m in _PLACEHOLDER.finditer(texts))
+    )
+    given: dict[str, Any] = dict(params) if isinstance(params, Mapping) else {}
+    positional = list(params) if params is not None and not named else []
+    values: list[Any] = []
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            # Without parameters psycopg sent `%` as it is; with them, it must be written `%%`.
+            out.append(piece.replace("%", "%%") if params is None else piece)
+            if not named and params is not None:
+                values += positional[: _positional_count(piece)]
+                del positional[: _positional_count(piece)]
+            continue
+        if named:
+            name = _free_name(given)
+            given[name] = _value(piece)
+            placeholder = f"%({name})s"
+        else:
+            values.append(_value(piece))
+            placeholder = "%s"
+        before, placeholder = _placed(out.pop() if out else "", placeholder)
+        out += [before, placeholder]
+    if named:
+        return "".join(out), given
+    return "".join(out), tuple(values + positional)
+
+
+def _positional_count(text: str) -> int:
+    return sum(1 for m in _PLACEHOLDER.finditer(text) if m.group("name") is None and m.group("code") != "%")
+
+
+def _free_name(taken: Mapping[str, Any]) -> str:
+    number = 1
+    while f"qw_literal_{number}" in taken:
+        number += 1
+    return f"qw_literal_{number}"
 
 
 def _encoding(context: Any) -> str:
@@ -247,15 +370,17 @@ def _record_psycopg(cursor: Any, query: Any, params: Any, executions: int, serve
     if hook is None:
         return
     source, function = calling_line()
+    binding = _binding(cursor)
+    text, recorded_params = _recorded(query, params, cursor, binding)
     hook.emit(
         CapturedStatement(
-            sql=_text(query, cursor),
-            params=_params(params),
+            sql=text,
+            params=recorded_params,
             source=source,
             function=function,
             via="psycopg server-side cursor" if server_side else "psycopg",
             executions=executions,
-            binding=_binding(cursor),
+            binding=binding,
             database=conninfo_of(conn),
         )
     )
@@ -400,15 +525,17 @@ def _install_django(connection: Any) -> Callable[[_Hook], Callable[[], None]]:
             first = (params[0] if params else None) if many else params
             source, function = calling_line()
             driver_conn = getattr(context.get("connection"), "connection", None)
+            binding = _binding(raw_cursor)
+            text, recorded_params = _recorded(sql, first, raw_cursor, binding)
             hook.emit(
                 CapturedStatement(
-                    sql=_text(sql, raw_cursor),
-                    params=_params(first),
+                    sql=text,
+                    params=recorded_params,
                     source=source,
                     function=function,
                     via="django",
                     executions=max(len(params), 1) if many else 1,
-                    binding=_binding(raw_cursor),
+                    binding=binding,
                     database=conninfo_of(driver_conn),
                 )
             )
