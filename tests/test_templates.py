@@ -1,7 +1,9 @@
-"""Seeded-template housekeeping: the last use each template records, listing them, and pruning old ones.
+"""Seeded-template housekeeping: the last use each template records, listing them, and pruning old ones;
+and the clones and measuring roles a run killed by a signal leaves behind.
 
-Every test works on templates of its own (a seed with a unique comment) and names them when it
-prunes, so it never lists into, or drops, another run's templates on a shared server.
+Every test works on templates, clones and roles of its own (a seed with a unique comment, names
+with fresh hex digits) and names them when it prunes, so it never lists into, or drops, another
+run's on a shared server.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from psycopg import sql
 
 from querywarden.cli import main
 from querywarden.cli.templates import parse_duration
-from querywarden.database import Server
+from psycopg.conninfo import make_conninfo
+
+from querywarden.database import Server, dbname_of
 from querywarden.errors import ConfigError
 from querywarden.seeding.seed import (
     BUILD_LOCK_CLASS,
@@ -32,7 +36,7 @@ from querywarden.seeding.seed import (
     template_name,
     usage_comment,
 )
-from querywarden.seeding.templates import list_templates, prune_templates
+from querywarden.seeding.templates import list_clones, list_roles, list_templates, prune_templates
 
 LONG_AGO = datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
 WEEK = timedelta(days=7)
@@ -284,6 +288,136 @@ def test_the_cli_lists_and_prunes_named_templates(server: Server, ours: Template
     assert not ours.exists(old) and ours.exists(fresh)
 
 
+class Leftovers:
+    """Clones and measuring roles as a run killed by SIGTERM leaves them, made by hand; all gone after the test."""
+
+    def __init__(self, server: Server, scratch: str) -> None:
+        self.server = server
+        self.scratch = scratch  # a database the roles hold grants in
+        self.databases: list[str] = []
+        self.roles: list[str] = []
+
+    def clone(self, prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.server.create(name)
+        self.databases.append(name)
+        return name
+
+    def role(self) -> str:
+        """A login role with grants in the scratch database, on one of its tables and on the database itself."""
+        name = f"qw_measure_{uuid.uuid4().hex[:10]}"
+        who = sql.Identifier(name)
+        with self.server.admin() as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(who))
+        self.roles.append(name)
+        with psycopg.connect(self.scratch, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS measured (id int)")
+            conn.execute(sql.SQL("GRANT SELECT, INSERT ON measured TO {}").format(who))
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname_of(self.scratch)), who))
+        return name
+
+    def login(self, role: str) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(make_conninfo(self.scratch, user=role))
+
+    def role_exists(self, name: str) -> bool:
+        with self.server.admin() as admin:
+            return admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is not None
+
+    def drop_all(self) -> None:
+        with self.server.admin() as admin:
+            for name in self.databases:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            for name in self.roles:
+                if self.role_exists(name):
+                    with psycopg.connect(self.scratch, autocommit=True) as conn:
+                        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                    admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                    admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def leftovers(server: Server, scratch_db: str) -> Iterator[Leftovers]:
+    made = Leftovers(server, scratch_db)
+    try:
+        yield made
+    finally:
+        made.drop_all()  # before scratch_db is dropped: a role's grants there are revoked first
+
+
+def test_the_cli_lists_and_prunes_orphaned_clones_and_measuring_roles(
+    server: Server, leftovers: Leftovers, pg_dsn: str
+) -> None:
+    """What SIGTERM leaves goes; a clone a session is connected to, or a role one is logged in as, stays."""
+    orphan, connected = leftovers.clone("qw_run"), leftovers.clone("qw_write")
+    role, logged_in = leftovers.role(), leftovers.role()
+    scratch = dbname_of(leftovers.scratch)
+    names = [orphan, connected, role, logged_in]
+    with psycopg.connect(server.dsn_for(connected)), leftovers.login(logged_in):
+        listed = invoke("templates", "--dsn", pg_dsn, *names)
+        assert listed.exit_code == 0, listed.output + listed.stderr
+        lines = listed.stdout.splitlines()
+        assert re.fullmatch(r"clone database\s+size", lines[0])
+        by_name = {line.split()[0]: line for line in lines}
+        assert re.fullmatch(rf"{orphan}\s+[\d.]+ (kB|MB)\s+orphaned: no session connected to it; --prune drops it", by_name[orphan])
+        assert re.fullmatch(rf"{connected}\s+[\d.]+ (kB|MB)\s+in use: 1 session connected to it", by_name[connected])
+        assert re.fullmatch(r"2 clone databases, 1 orphaned \([\d.]+ (kB|MB)\); `querywarden templates --prune` drops those",
+                            lines[3])
+        assert lines[4] == "measuring role"
+        assert by_name[role] == f"{role}  orphaned: no session logged in as it; --prune drops it (holds grants or objects in {scratch})"
+        assert re.fullmatch(rf"{logged_in}\s+in use: 1 session logged in as it", by_name[logged_in])
+        assert lines[-1] == "2 measuring roles, 1 orphaned; `querywarden templates --prune` drops those"
+
+        preview = invoke("templates", "--dsn", pg_dsn, "--prune", "--dry-run", *names)
+        assert preview.exit_code == 0, preview.output + preview.stderr
+        assert preview.stdout.splitlines()[-1].startswith("would drop 1 database and 1 role and free ")
+        assert server.exists(orphan) and leftovers.role_exists(role)
+
+        pruned = invoke("templates", "--dsn", pg_dsn, "--prune", *names)
+        assert pruned.exit_code == 0, pruned.output + pruned.stderr
+        *rows, total = pruned.stdout.splitlines()
+        by_name = {row.split()[1]: row for row in rows}
+        assert list(by_name) == sorted([orphan, connected]) + sorted([role, logged_in])  # the clones, then the roles
+        assert re.fullmatch(rf"dropped\s+{orphan}\s+[\d.]+ (kB|MB)\s+orphaned clone: no session connected to it", by_name[orphan])
+        assert re.fullmatch(rf"skipped\s+{connected}\s+[\d.]+ (kB|MB)\s+in use: 1 session connected to it", by_name[connected])
+        assert re.fullmatch(
+            rf"dropped\s+{role}\s+orphaned measuring role: no session logged in as it \(holds grants or objects in {scratch}\)",
+            by_name[role],
+        )
+        assert re.fullmatch(rf"skipped\s+{logged_in}\s+in use: 1 session logged in as it", by_name[logged_in])
+        assert re.fullmatch(r"dropped 1 database and 1 role, freed [\d.]+ (kB|MB); skipped 2", total)
+        assert not server.exists(orphan) and not leftovers.role_exists(role)
+        assert server.exists(connected) and leftovers.role_exists(logged_in)
+    # their sessions are over: now they go too
+    pruned = invoke("templates", "--dsn", pg_dsn, "--prune", *names)
+    assert pruned.exit_code == 0, pruned.output + pruned.stderr
+    assert pruned.stdout.splitlines()[-1].startswith("dropped 1 database and 1 role, freed ")
+    assert not server.exists(connected) and not leftovers.role_exists(logged_in)
+    assert list_clones(server, names) == [] and list_roles(server, names) == []
+
+
+def test_a_role_holding_grants_where_no_one_may_connect_is_skipped_saying_why(
+    server: Server, leftovers: Leftovers, pg_dsn: str
+) -> None:
+    role = leftovers.role()
+    scratch = sql.Identifier(dbname_of(leftovers.scratch))
+    with server.admin() as admin:
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(scratch))
+    try:
+        pruned = invoke("templates", "--dsn", pg_dsn, "--prune", role)
+    finally:
+        with server.admin() as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(scratch))
+    assert pruned.exit_code == 0, pruned.output + pruned.stderr
+    row, total = pruned.stdout.splitlines()
+    assert re.fullmatch(
+        rf"skipped\s+{role}\s+cannot drop it: role \"{role}\" cannot be dropped because some objects depend on it; "
+        rf"could not reach {dbname_of(leftovers.scratch)}",
+        row,
+    )
+    assert total == "dropped 0 databases, freed 0 bytes; skipped 1"
+    assert leftovers.role_exists(role)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -292,8 +426,12 @@ def test_the_cli_lists_and_prunes_named_templates(server: Server, ours: Template
         (["--prune", "--unused-for", "3m"], "--unused-for '3m' is not a duration; use a number and a unit: 90min, 12h, 7d or 2w"),
         (["--unused-for", "7d"], "--unused-for applies to pruning; add --prune (or --dry-run to see what it would drop)"),
         (["--include-unrecorded"], "--include-unrecorded applies to pruning; add --prune (or --dry-run to see what it would drop)"),
-        (["--prune", "postgres"], "'postgres' is not a seeded template's name (qw_seed_ and 12 hex digits, or that and "
-                                  "_building); `querywarden templates` lists them"),
+        (["--prune", "postgres"], "'postgres' is not a name querywarden gives (a seeded template: qw_seed_ and 12 hex "
+                                  "digits, or that and _building; a clone: qw_run_ or qw_write_ and 10 hex digits; a "
+                                  "measuring role: qw_measure_ and 10 hex digits); `querywarden templates` lists them"),
+        (["qw_test_0123456789"], "'qw_test_0123456789' is not a name querywarden gives (a seeded template: qw_seed_ and "
+                                 "12 hex digits, or that and _building; a clone: qw_run_ or qw_write_ and 10 hex digits; "
+                                 "a measuring role: qw_measure_ and 10 hex digits); `querywarden templates` lists them"),
     ],
 )
 def test_bad_input_exits_2_naming_the_fix(args: list[str], message: str, pg_dsn: str) -> None:
