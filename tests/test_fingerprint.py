@@ -60,3 +60,55 @@ def test_refused_statements_say_why(sql: str, why: str) -> None:
     identity = identify(sql)
     assert identity.kind == "refused"
     assert identity.refusal is not None and why in identity.refusal
+
+
+# --- The token form the fingerprint hashes ---------------------------------------------------------
+
+
+def fp(sql: str) -> str:
+    return identify(sql).fingerprint
+
+
+def test_every_kind_of_literal_is_one_placeholder() -> None:
+    plain = fp("SELECT a FROM t WHERE b = %s")
+    for literal in ("'x'", "E'it\\'s'", "e'a\\\\'", "$$x$$", "$tag$ ' $tag$", "B'0101'", "X'1F'", "N'x'", "U&'d\\0061t'",
+                    "42", "4.2", ".5", "1e-3", "0x1F", "1_000", "-7", "- 7", "TRUE", "false", "$1", "%(b)s"):
+        assert fp(f"SELECT a FROM t WHERE b = {literal}") == plain, literal
+    assert fp("SELECT a FROM t WHERE b=-1") == plain  # the server reads `=-` as `=` then `-1`
+
+
+def test_a_minus_after_a_value_is_a_subtraction_not_a_sign() -> None:
+    assert identify("SELECT a - 1 FROM t").normalized == "select a - ?\nfrom t"
+    assert identify("SELECT a, -1 FROM t LIMIT -1").normalized == "select a, ?\nfrom t\nlimit ?"
+    assert fp("SELECT a - 1 FROM t") != fp("SELECT a, 1 FROM t")
+
+
+def test_quoted_identifiers_and_non_ascii_letters_keep_their_case() -> None:
+    # As PostgreSQL folds: only unquoted ASCII letters; "Users" and users are different tables.
+    assert fp('SELECT a FROM "Users"') != fp("SELECT a FROM users")
+    assert fp('SELECT a FROM "Users"') == fp('select A from "Users"')
+    assert fp("SELECT Ä FROM t") != fp("SELECT ä FROM t")
+    assert fp("SELECT Ab FROM t") == fp("SELECT aB FROM t")
+
+
+def test_in_lists_collapse_only_when_they_are_lists_of_values() -> None:
+    orm = "SELECT 1 FROM t WHERE id IN (%(pk_1)s::INTEGER, %(pk_2)s::INTEGER, %(pk_3)s::INTEGER)"
+    assert fp(orm) == fp("SELECT 1 FROM t WHERE id IN (%(pk_1)s::INTEGER)")
+    assert identify(orm).normalized == "select ?\nfrom t\nwhere id in (?::integer)"
+    assert fp("SELECT 1 FROM t WHERE id IN (a, b)") != fp("SELECT 1 FROM t WHERE id IN (a)")
+    assert fp("SELECT 1 FROM t WHERE id IN (1, a)") != fp("SELECT 1 FROM t WHERE id IN (1)")
+    assert fp("SELECT 1 FROM t WHERE (a, b) IN ((1, 2), (3, 4))") != fp("SELECT 1 FROM t WHERE (a, b) IN ((1, 2))")
+
+
+def test_psycopg_percent_escape_and_trailing_semicolons() -> None:
+    assert fp("SELECT a %% 2 FROM t") == fp("SELECT a % 2 FROM t")
+    assert fp("SELECT 1;") == fp("SELECT 1 ;; -- done") == fp("SELECT 1")
+
+
+def test_several_statements_in_one_text_are_refused() -> None:
+    """Classifying by the first statement would call `SELECT 1; DELETE FROM t` a read."""
+    for sql, count in (("SELECT 1; DELETE FROM t", 2), ("SELECT E'\\''; COMMIT; DELETE FROM audit; SELECT ''", 4)):
+        identity = identify(sql)
+        assert identity.kind == "refused", sql
+        assert identity.refusal == f"it holds {count} statements, and querywarden measures one at a time"
+    assert identify("SELECT 'a;b'; -- trailing\n").kind == "read"
