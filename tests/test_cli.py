@@ -242,7 +242,9 @@ def test_ctrl_c_exits_2_not_as_a_verdict(example_db: str, tmp_path: Path) -> Non
         # a test run started in the background inherits SIGINT ignored, and Python keeps it so
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    with psycopg.connect(example_db) as watcher:  # wait until the statement runs (on the run's clone), then interrupt
+    # wait until the statement runs (on the run's clone), then interrupt; watching from another database,
+    # as a session on example_db would stop the run from cloning it
+    with psycopg.connect(psycopg.conninfo.make_conninfo(example_db, dbname="postgres")) as watcher:
         for _ in range(200):
             if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()", (f"%{marker}%",)).fetchone() != (0,):
                 break

@@ -168,20 +168,21 @@ def test_a_definite_refusal_is_not_retried(proxy_factory: type[FlakyProxy]) -> N
     assert proxy.accepted == 1
 
 
-def _kill_when_running(admin_dsn: str, dbname: str, marker: str, action: str, done: threading.Event) -> None:
-    """Wait until a statement holding `marker` runs in `dbname`, then terminate it or drop its database."""
+def _kill_when_running(admin_dsn: str, marker: str, action: str, done: threading.Event) -> None:
+    """Wait until a statement holding `marker` runs (on the clone querywarden measures on), then
+    terminate it or drop its database."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         for _ in range(600):
             row = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active' "
+                "SELECT pid, datname FROM pg_stat_activity WHERE state = 'active' "
                 "AND query LIKE %s AND pid <> pg_backend_pid()",
-                (dbname, f"%{marker}%"),
+                (f"%{marker}%",),
             ).fetchone()
             if row is not None:
                 if action == "terminate":
                     conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
                 else:
-                    conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+                    conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(row[1])))
                 done.set()
                 return
             time.sleep(0.05)
@@ -193,12 +194,11 @@ def test_connection_lost_mid_query_exits_2_naming_the_query(
 ) -> None:
     catalog = write(tmp_path / "q.sql", (
         "-- name: quick\nSELECT count(*) FROM accounts;\n\n"
-        "-- name: victim\nSELECT pg_sleep(5), 'qw-victim-marker';\n\n"
+        f"-- name: victim\nSELECT pg_sleep(5), 'qw-victim-{action}';\n\n"
         "-- name: after\nSELECT max(balance) FROM accounts;\n"
     ))
-    dbname = psycopg.conninfo.conninfo_to_dict(app_db)["dbname"]
     done = threading.Event()
-    killer = threading.Thread(target=_kill_when_running, args=(pg_dsn, dbname, "qw-victim-marker", action, done))
+    killer = threading.Thread(target=_kill_when_running, args=(pg_dsn, f"qw-victim-{action}", action, done))
     killer.start()
     try:
         result = invoke("check", "--catalog", str(catalog), "--baselines", str(tmp_path / "b"), "--dsn", app_db)

@@ -44,7 +44,8 @@ def guarded() -> Iterator[Guarded]:
     with cluster as admin_dsn:
         assert cluster.tempdir is not None and cluster.port is not None
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+            # CREATEROLE: querywarden measures as a restricted role it creates for the run
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
                 sql.Identifier(ROLE), sql.Literal(password)))
             conn.execute(sql.SQL("CREATE DATABASE qw_app OWNER {}").format(sql.Identifier(ROLE)))
         hba = Path(cluster.tempdir) / "cluster" / "data" / "pg_hba.conf"

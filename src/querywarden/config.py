@@ -32,6 +32,7 @@ _MEASURE_KEYS = {
     "search-path": "search_path",
     "max-run-seconds": "max_run_s",
     "store-params": "store_params",
+    "measure-in-place": "in_place",
 }
 _PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings")
 
@@ -179,6 +180,7 @@ _RESOLVED: Mapping[str, tuple[str | None, Any]] = {
     "hot_calls_per_minute": ("hot-calls-per-minute", 1000.0),
     "statement_timeout_ms": ("statement-timeout-ms", 30_000),
     "max_run_s": ("max-run-seconds", 0.0),
+    "in_place": ("measure-in-place", False),
 }
 _POSITIVE = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold",
              "statement_timeout_ms": "the statement timeout", "max_run_s": "the run's time cap"}
@@ -193,6 +195,18 @@ def positive(value: Any, what: str, origin: str) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ConfigError(f"{what} from {origin} must be a positive number, not {value!r}")
     return number
+
+
+def switch(value: Any, what: str, origin: str) -> bool:
+    """An on/off setting from TOML (a bool) or a flag, the environment or an ini file (a word)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{what} from {origin} must be true or false, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -258,10 +272,12 @@ def resolve(
             if key == "max_run_s" and setting.value in (0, 0.0):
                 continue
             chosen[key] = replace(setting, value=positive(setting.value, what, setting.origin))
+    chosen["in_place"] = replace(chosen["in_place"], value=switch(chosen["in_place"].value, "measure-in-place", chosen["in_place"].origin))
     measure = replace(
         project.measure,
         statement_timeout_ms=int(chosen["statement_timeout_ms"].value),
         max_run_s=float(chosen["max_run_s"].value),
+        in_place=bool(chosen["in_place"].value),
     )
     policy = replace(project.policy, hot_calls_per_minute=float(chosen["hot_calls_per_minute"].value))
     return Resolved(chosen, policy, measure, project)
@@ -278,6 +294,7 @@ def _project_value(project: Config, key: str) -> Any:
         "hot_calls_per_minute": project.policy.hot_calls_per_minute,
         "statement_timeout_ms": project.measure.statement_timeout_ms,
         "max_run_s": project.measure.max_run_s,
+        "in_place": project.measure.in_place,
     }[key]
 
 

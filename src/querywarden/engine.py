@@ -14,9 +14,11 @@ machine's speed.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,10 +29,11 @@ from .database import Server, connect, dbname_of, mask_dsn
 from .errors import DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
 from .judge import compare, keeps, timing_only
-from .measure import calibration_probe, check_measurable, measure, prepare_session, replay_against
+from .measure import calibration_probe, check_baseline_sql, check_measurable, measure, prepare_session, replay_against
 from .observation import Observation, Outcome, Unmeasured
 from .policy import MeasureSettings, Policy
 from .query import Binding, GuardedQuery
+from .sandbox import IN_PLACE_FIX, MeasuringRole, SandboxError, as_role, grant, logged_in, measuring_role
 from .seeding.seed import Seed, ensure_template
 from .timing_stats import TimingComparison
 from .verdict import QueryResult
@@ -80,6 +83,14 @@ class Site:
     clone_for_writes: Mapping[str, str] = field(default_factory=dict)
     environment: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     writes_in_place: bool = False
+    role: MeasuringRole | None = None  # None: as the DSN's user (measure-in-place)
+
+    def login(self, dsn: str) -> str:
+        """The DSN to measure on `dsn`'s database with: as the restricted role, granted that database."""
+        if self.role is None or self.server is None:
+            return dsn
+        grant(self.server, dbname_of(dsn), self.role)
+        return as_role(dsn, self.role)
 
     def clone_source(self, database: str) -> str | None:
         return self.clone_for_writes.get(dbname_of(database)) if database else None
@@ -161,7 +172,7 @@ def _session(
     dsn: str, statement: Statement, site: Site, settings: MeasureSettings, probe: Probe, *, lock_timeout: bool = False
 ) -> Iterator[_Session]:
     """A connection prepared for measuring, with the environment baselines record and the machine probe."""
-    with connect(dsn, cursor_factory=_CURSORS.get(statement.binding, psycopg.Cursor)) as conn:
+    with connect(site.login(dsn), cursor_factory=_CURSORS.get(statement.binding, psycopg.Cursor)) as conn:
         with _connection_kept(f"while preparing to measure query {statement.query.name!r}"):
             environment = {**prepare_session(conn, settings), **site.extras(statement.database)}
             if lock_timeout:
@@ -208,6 +219,15 @@ def _measure_write(
         raise
 
 
+def refuse_unsafe(statements: Sequence[Statement]) -> None:
+    """Refuse what cannot be measured and rolled back, in the statements and in the baseline SQL a
+    replay would run, before any database is touched (a CatalogError naming the first)."""
+    for statement in statements:
+        check_measurable(statement.query)
+        if statement.baseline is not None and statement.replay:
+            check_baseline_sql(statement.query.name, statement.baseline.sql)
+
+
 def measure_all(
     statements: Sequence[Statement],
     site: Site,
@@ -224,8 +244,7 @@ def measure_all(
     with `"record"` it becomes an `Unmeasured` outcome and the rest is measured (the plugin: the test
     fails naming it). A timeout is always an outcome: a runaway query is a verdict.
     """
-    for statement in statements:
-        check_measurable(statement.query)  # refuse what cannot be rolled back before touching any database
+    refuse_unsafe(statements)
     outcomes: dict[int, Outcome] = {}
     replays: dict[int, TimingComparison] = {}
     writes: list[tuple[int, bool | None]] = []
@@ -278,10 +297,9 @@ def measure_all(
                         progress(f"replaying the baseline SQL of {query.name} against the new SQL")
                         try:
                             replay = replay_against(session.conn, before.sql, query, settings)
-                        except QuerywardenError:
-                            if errors == "raise":
-                                raise
-                            replay = None
+                        except QuerywardenError as exc:
+                            settle(position, exc)  # a baseline that cannot be replayed safely is no verdict
+                            continue
                         if replay is not None:
                             replays[position] = replay
         except RunTimeExceeded:
@@ -399,22 +417,58 @@ class CatalogSite:
         return [Statement(query, self.database, baselines.get(query.name)) for query in queries]
 
 
-def database_site(server: Server, dbname: str, seed_fingerprint: str | None = None) -> CatalogSite:
+def database_site(server: Server, dbname: str, seed_fingerprint: str | None = None, role: MeasuringRole | None = None) -> CatalogSite:
     """A database querywarden made (a clone, a scratch database): reads on it, writes on clones of it."""
     extras = {dbname: {"seed": seed_fingerprint}} if seed_fingerprint else {}
-    return CatalogSite(Site(server, {dbname: dbname}, extras), server.dsn_for(dbname))
+    return CatalogSite(Site(server, {dbname: dbname}, extras, role=role), server.dsn_for(dbname))
+
+
+def data_fingerprint(server: Server, dbname: str) -> str:
+    """What data a database holds, for baselines measured without a seed: each table's size on disk in
+    half-decades of pages, hashed. An empty copy of the schema (a CI service container with migrations
+    and no rows) then reads as other data, so its verdicts are `incomparable`, never an improvement."""
+    with connect(server.dsn_for(dbname), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    sizes = ";".join(f"{schema}.{table}:{round(math.log10(pages) * 2) + 1 if pages else 0}" for schema, table, pages in rows)
+    return hashlib.sha256(sizes.encode("utf-8")).hexdigest()[:12]
 
 
 @contextmanager
-def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet) -> Iterator[CatalogSite]:
-    """A clone of the seeded template when a seed is given (a template must stay connection-free),
-    else the DSN's database; writes are measured on clones of the template or of that database."""
+def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, *, in_place: bool = False) -> Iterator[CatalogSite]:
+    """Where a catalog is measured: a clone of the seeded template when a seed is given (a template must
+    stay connection-free), else a clone of the DSN's database; always as a restricted role (sandbox.py).
+
+    Only `in_place` measures on the DSN's own database as the DSN's user, for a server where neither
+    a clone nor the role can be had; the shell says the risk when it is enabled.
+    """
     server = Server(dsn)
-    if seed is None:
-        yield database_site(server, dbname_of(dsn))
+    if in_place:
+        source = dbname_of(dsn)
+        extras = {"data": data_fingerprint(server, source)} if seed is None else {"seed": seed.data_fingerprint()}
+        yield CatalogSite(Site(server, {source: source}, {source: extras}), dsn)
         return
-    template = ensure_template(server, seed, progress)
-    with server.clone(template) as read_dsn:
+    if seed is None:
+        source = dbname_of(dsn)
+        extras = {"data": data_fingerprint(server, source)}
+    else:
+        source = ensure_template(server, seed, progress)
         extras = {"seed": seed.data_fingerprint()}
+    with measuring_role(server) as role, ExitStack() as stack:
+        try:
+            read_dsn = stack.enter_context(server.clone(source))
+        except DatabaseError as exc:
+            if seed is not None:
+                raise
+            raise SandboxError(
+                f"{exc} — querywarden measures only on databases it made; give a seed (--seed/--schema) so it "
+                f"builds its own, {IN_PLACE_FIX}"
+            ) from None
         read_name = dbname_of(read_dsn)
-        yield CatalogSite(Site(server, {read_name: template}, {read_name: extras}), read_dsn)
+        grant(server, read_name, role)
+        stack.enter_context(logged_in(read_dsn, role))  # held, so a prune never takes the clone mid-run
+        yield CatalogSite(Site(server, {read_name: source}, {read_name: extras}, role=role), read_dsn)

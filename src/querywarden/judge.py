@@ -20,7 +20,7 @@ from .verdict import QueryResult, Verdict
 
 _INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan")
 # Differences in these mean costs and block counts are not comparable at all.
-_INCOMPARABLE_ENVIRONMENT = ("postgres_major", "block_size", "seed")
+_INCOMPARABLE_ENVIRONMENT = ("postgres_major", "block_size", "seed", "data")
 
 
 def _n(value: float) -> str:

@@ -24,6 +24,7 @@ from .observation import Observation, Timing, Unmeasured
 from .plan import PlanNode, parse_explain
 from .policy import MeasureSettings
 from .query import GuardedQuery
+from .sqlscan import split_statements
 from .timing_stats import TimingComparison, sample_adaptively
 
 # Settings that change plans or block counts; recorded in every baseline as its environment.
@@ -59,6 +60,10 @@ def prepare_session(conn: psycopg.Connection[Any], settings: MeasureSettings) ->
     with conn.cursor() as cur:
         cur.execute("SELECT set_config('statement_timeout', %s, false)", (f"{settings.statement_timeout_ms}ms",))
         cur.execute("SELECT set_config('search_path', %s, false)", (settings.search_path,))
+        # The same timestamp parameter means the same instant on every runner; backslashes in
+        # plain strings are ordinary characters, as sqlscan reads them.
+        cur.execute("SELECT set_config('TimeZone', 'UTC', false)")
+        cur.execute("SELECT set_config('standard_conforming_strings', 'on', false)")
         for name, value in sorted(settings.pinned.items()):
             try:
                 cur.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
@@ -82,10 +87,23 @@ def _where(query: GuardedQuery) -> str:
 
 def check_measurable(query: GuardedQuery) -> SqlIdentity:
     """The query's identity, or a CatalogError when it cannot be measured and rolled back safely."""
+    statements = split_statements(query.sql)
+    if len(statements) > 1:
+        raise CatalogError(
+            f"{_where(query)}: refused: it holds {len(statements)} statements; guard one statement per query"
+        )
     identity = identify(query.sql)
     if identity.kind == "refused":
         raise CatalogError(f"{_where(query)}: refused: {identity.refusal}; guard a SELECT/INSERT/UPDATE/DELETE/MERGE")
     return identity
+
+
+def check_baseline_sql(name: str, sql: str) -> None:
+    """Stored baseline SQL comes from a pull request like catalog SQL, and a replay runs it: same checks."""
+    try:
+        check_measurable(GuardedQuery(name=name, sql=sql, params=None, calls_per_minute=0.0))
+    except CatalogError as exc:
+        raise CatalogError(f"the baseline of {exc}") from None
 
 
 # In a plan's detail text: quoted identifiers (kept), string literals and numbers (masked).
@@ -123,6 +141,27 @@ def _execute(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -
     finally:
         if cur.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             cur.execute("ROLLBACK")
+
+
+def _alone(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> None:
+    """Run the text once over the extended protocol, where the server refuses a second statement.
+
+    Without parameters psycopg sends text over the simple protocol, which runs every statement in it:
+    a `COMMIT` hidden there would end the READ ONLY transaction and let what follows write. Once the
+    server has parsed this text as one statement, later runs of the same text are that statement.
+    A client-side cursor cannot use the extended protocol, so its merged text is checked on a plain one.
+    """
+    conn = cur.connection
+    text: Any = sql
+    if isinstance(cur, psycopg.ClientCursor):
+        text, params = cur.mogrify(sql, params), None
+    with (psycopg.RawCursor(conn) if isinstance(cur, psycopg.RawCursor) else psycopg.Cursor(conn)) as plain:
+        plain.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+        try:
+            plain.execute(text, params, binary=True)
+        finally:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                plain.execute("ROLLBACK")
 
 
 def _timed(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> float:
@@ -191,6 +230,7 @@ def replay_against(
     """
     try:
         with conn.cursor() as cur:
+            _alone(cur, baseline_sql, query.params, read_only)
             for _ in range(settings.warmup):
                 _timed(cur, baseline_sql, query.params, read_only)
             result = sample_adaptively(
@@ -202,6 +242,11 @@ def replay_against(
             )
     except pg_errors.QueryCanceled:
         return None
+    except pg_errors.InsufficientPrivilege as exc:
+        raise CatalogError(
+            f"the baseline of {_where(query)} holds SQL the measuring role may not run ({_first_line(exc)}); "
+            "a baseline's SQL must be the query it was recorded from: restore the file from git or re-record it"
+        ) from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise DatabaseError(
             f"lost the database connection while replaying the baseline of {_where(query)}: {_first_line(exc)}"
@@ -233,7 +278,8 @@ def measure(
     explain_sql = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)\n" + query.sql
     try:
         with conn.cursor() as cur:
-            for _ in range(settings.warmup):
+            _alone(cur, query.sql, params, read_only)
+            for _ in range(max(settings.warmup - 1, 0)):  # the check above warmed it up once
                 _execute(cur, query.sql, params, read_only)
             rows = _execute(cur, explain_sql, params, read_only)
             plan = parse_explain(rows[0][0])

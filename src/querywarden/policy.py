@@ -40,6 +40,9 @@ class MeasureSettings:
     max_run_s: float = 0.0
     # Keep literal values (bound parameters included) in plan details; off by default, as they can be personal data.
     store_params: bool = False
+    # Measure on the DSN's own database as the DSN's user when no clone or restricted role can be had.
+    # Untrusted SQL then runs with that user's privileges: an explicit, warned opt-in.
+    in_place: bool = False
 
     def __post_init__(self) -> None:
         def refuse(key: str, value: object, need: str) -> None:

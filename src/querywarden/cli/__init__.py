@@ -19,12 +19,13 @@ from ..baseline import BaselineStore
 from ..catalog import load_catalogs
 from ..config import Resolved, Setting, dsn_setting, environment_layer, resolve
 from ..database import mask_dsn
-from ..engine import deadline_for, evaluate, open_catalog_site, refresh
+from ..engine import CatalogSite, Statement, deadline_for, evaluate, open_catalog_site, refresh, refuse_unsafe
 from ..errors import ConfigError, QuerywardenError
 from ..judge import missing
 from ..policy import Policy
 from ..reports import write_reports
 from ..reports.terminal import terminal
+from ..sandbox import in_place_risk
 from ..verdict import RunResult
 from .import_stats import import_stats
 from .report import report
@@ -73,6 +74,10 @@ def common_options(command: F) -> F:
         click.option("--max-run-time", "max_run_s", type=float,
                      help="Cap on the whole run in seconds (default: `max-run-seconds`, else none). Queries not "
                           "measured by then make the run fail with exit 2, never pass."),
+        click.option("--measure-in-place", "in_place", is_flag=True, default=None,
+                     help="Measure on the DSN's own database as the DSN's user, where no clone or restricted role "
+                          "can be had (default: `measure-in-place`, else off). Catalog and baseline SQL then runs "
+                          "with that user's privileges."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -80,7 +85,8 @@ def common_options(command: F) -> F:
 
 
 def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...], seeds: tuple[str, ...],
-             scale: float | None, statement_timeout_s: float | None, max_run_s: float | None) -> Resolved:
+             scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
+             in_place: bool | None) -> Resolved:
     """Flags, then the environment, then [tool.querywarden], then defaults; shown on stderr with origins."""
     here = Path.cwd()
     flags: dict[str, Setting] = {}
@@ -101,6 +107,8 @@ def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[
         if not max_run_s > 0:
             raise ConfigError("--max-run-time must be a positive number of seconds")
         flags["max_run_s"] = Setting(max_run_s, "--max-run-time", here)
+    if in_place:
+        flags["in_place"] = Setting(True, "--measure-in-place", here)
     resolved = resolve([flags, environment_layer(here)])
     if not resolved["catalog"].value:
         raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
@@ -110,6 +118,16 @@ def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[
         if resolved[key].value not in ((), None)
     ))
     return resolved
+
+
+@contextmanager
+def _measuring_site(dsn: str | None, resolved: Resolved) -> Iterator[CatalogSite]:
+    """The catalog's site on the given (or an embedded) server; measuring in place is said, with its risk."""
+    with database(dsn) as found:
+        if resolved.measure.in_place:
+            _progress(f"WARNING: measuring in place (from {resolved['in_place'].origin}): {in_place_risk(found)}")
+        with open_catalog_site(found, resolved.seed(), _progress, in_place=resolved.measure.in_place) as place:
+            yield place
 
 
 def _shown(value: Any) -> str:
@@ -175,13 +193,14 @@ def main() -> None:
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
 def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
           seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
-          json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
+          in_place: bool | None, json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
-    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
+    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
     queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
     recorded = BaselineStore(resolved.path("baselines")).load_all()  # a corrupt baseline stops the run before any measuring
     policy = _policy(resolved, strict)
-    with database(dsn) as found, open_catalog_site(found, resolved.seed(), _progress) as place:
+    refuse_unsafe([Statement(q, "", recorded.get(q.name)) for q in queries])  # before cloning anything
+    with _measuring_site(dsn, resolved) as place:
         evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, policy,
                               progress=_progress, deadline=deadline_for(resolved.measure))
     run = RunResult(evaluation.results + missing(recorded, {q.name for q in queries}, policy))
@@ -196,13 +215,14 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
 @click.option("--prune", is_flag=True, help="Delete baselines whose query is no longer in the catalog.")
 def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
                    seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
-                   max_run_s: float | None, prune: bool) -> None:
+                   max_run_s: float | None, in_place: bool | None, prune: bool) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched."""
-    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s)
+    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
     queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()
-    with database(dsn) as found, open_catalog_site(found, resolved.seed(), _progress) as place:
+    refuse_unsafe([Statement(q, "", recorded.get(q.name)) for q in queries])  # before cloning anything
+    with _measuring_site(dsn, resolved) as place:
         evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, _policy(resolved),
                               confirm_warns=False, progress=_progress, deadline=deadline_for(resolved.measure))
     done = refresh(evaluation, store)

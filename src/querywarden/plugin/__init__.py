@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from ..config import DSN_ENV
 from .session import DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ..config import Setting
     from ..query import CapturedStatement
 
-DSN_ENV = "QUERYWARDEN_DSN"
 STRICT_FLAG = "--querywarden-strict"
 MARKER = "hot_path"
 _WORKEROUTPUT_KEY = "querywarden"
@@ -73,6 +73,10 @@ _OPTIONS = (
     _Option("--querywarden-hot-calls-per-minute", "querywarden_hot_calls_per_minute",
             "Paths called at least this often per minute are hot: any slowdown blocks (default: "
             "`hot-calls-per-minute` in [tool.querywarden], else 1000)."),
+    _Option("--querywarden-measure-in-place", "querywarden_measure_in_place",
+            "true: measure on each test's own database as the DSN's user where no restricted role can be "
+            "created (default: `measure-in-place` in [tool.querywarden], else false). Captured and baseline "
+            "SQL then run with that user's privileges."),
 )
 
 
@@ -111,6 +115,7 @@ _KEYS = {
     "querywarden_scale": "scale",
     "querywarden_calls_per_minute": "calls_per_minute",
     "querywarden_hot_calls_per_minute": "hot_calls_per_minute",
+    "querywarden_measure_in_place": "in_place",
 }
 _NUMBERS = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold"}
 
@@ -140,7 +145,7 @@ def _explicit(config: pytest.Config, option: _Option) -> Setting | None:
 
 def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
     """What flags, the environment and the ini file set; unusable numbers stop the run as usage errors."""
-    from ..config import positive
+    from ..config import positive, switch
     from ..errors import ConfigError
 
     layer: dict[str, Setting] = {}
@@ -149,11 +154,13 @@ def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
         if found is None:
             continue
         key = _KEYS[option.ini]
-        if key in _NUMBERS:
-            try:
+        try:
+            if key in _NUMBERS:
                 positive(found.value, _NUMBERS[key], found.origin)
-            except ConfigError as exc:
-                raise pytest.UsageError(f"querywarden: {exc}") from None
+            elif key == "in_place":
+                switch(found.value, option.ini, found.origin)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"querywarden: {exc}") from None
         layer[key] = found
     return layer
 

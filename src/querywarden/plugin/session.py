@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..path import PathSpec
     from ..policy import Policy
     from ..query import CapturedStatement
+    from ..sandbox import MeasuringRole
     from ..seeding.seed import Seed
     from .outcome import PathOutcome
 
@@ -58,6 +59,8 @@ class QuerywardenSession:
         self._resolved: Resolved | None = None
         self._stack = ExitStack()
         self._server: Server | None = None
+        self._roles: dict[tuple[str, str], MeasuringRole] = {}
+        self._warned = False
         self.clones: dict[str, Clone] = {}
         self._probe_ms: float | None = None
         self.seed_fingerprint: str | None = None
@@ -98,7 +101,7 @@ class QuerywardenSession:
                 [self.explicit],
                 self.root,
                 defaults={"baselines": DEFAULT_BASELINES},
-                from_project=("schema", "seed", "scale", "calls_per_minute", "hot_calls_per_minute"),
+                from_project=("schema", "seed", "scale", "calls_per_minute", "hot_calls_per_minute", "in_place"),
             )
         return self._resolved
 
@@ -161,16 +164,42 @@ class QuerywardenSession:
 
     # one guarded test
 
-    def site(self) -> Site:
-        """Reads on each test's clone; its writes on a fresh clone of the template, else on the clone itself."""
+    def site(self, statements: Sequence[CapturedStatement]) -> Site:
+        """Reads on each test's clone; its writes on a fresh clone of the template, else on the clone itself;
+        all as a restricted role made on the server the statements ran on (unless measuring in place)."""
+        from ..database import Server
         from ..engine import Site
 
+        server = self._server
+        if server is None and statements and statements[0].database:
+            server = Server(statements[0].database)  # the test's own connections, on its own server
+        in_place = self.resolved().measure.in_place
+        if in_place and not self._warned and statements and statements[0].database:
+            from ..sandbox import in_place_risk
+
+            self._warned = True
+            self.say(f"WARNING: measuring in place (from {self.resolved()['in_place'].origin}): "
+                     f"{in_place_risk(statements[0].database)}")
         return Site(
-            self._server,
+            server,
             {name: clone.template for name, clone in self.clones.items()},
             {name: {"seed": clone.seed_fingerprint} for name, clone in self.clones.items() if clone.seed_fingerprint},
             writes_in_place=True,
+            role=None if server is None or in_place else self.role(server),
         )
+
+    def role(self, server: Server) -> MeasuringRole:
+        """The restricted role this process measures as on `server`, made on first use, dropped at the end."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        from ..sandbox import measuring_role
+
+        where = conninfo_to_dict(server.dsn)
+        key = (str(where.get("host") or ""), str(where.get("port") or ""))
+        if key not in self._roles:
+            keep_on = "postgres" if server.exists("postgres") else None  # held as the role, seen by a prune
+            self._roles[key] = self._stack.enter_context(measuring_role(server, keep_on))
+        return self._roles[key]
 
     def check(self, test: str, spec: PathSpec, statements: Sequence[CapturedStatement]) -> PathOutcome:
         from ..baseline import PathBaselineStore
@@ -184,7 +213,7 @@ class QuerywardenSession:
         probe = self.probe if self.update else no_probe
         try:
             return check_test(
-                spec, statements, store, self.site(), self.resolved().measure, self.policy(),
+                spec, statements, store, self.site(statements), self.resolved().measure, self.policy(),
                 probe=probe, update=self.update, root=self.root,
             )
         except QuerywardenError as exc:
