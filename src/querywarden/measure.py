@@ -297,10 +297,12 @@ def measure(
     except pg_errors.ReadOnlySqlTransaction:
         raise ReadOnlyViolation(query.name) from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise DatabaseError(
-            f"lost the database connection while measuring {_where(query)}: {_first_line(exc)}; "
-            "check that the server is up and re-run"
-        ) from None
+        if conn.closed or not exc.sqlstate:
+            raise DatabaseError(
+                f"lost the database connection while measuring {_where(query)}: {_first_line(exc)}; "
+                "check that the server is up and re-run"
+            ) from None
+        raise CatalogError(f"{_where(query)}: PostgreSQL rejected it: {_first_line(exc)}; check its SQL and -- params") from None
     except psycopg.Error as exc:
         said = "PostgreSQL rejected it" if exc.sqlstate else "cannot be run"
         raise CatalogError(f"{_where(query)}: {said}: {_first_line(exc)}; check its SQL and -- params") from None
