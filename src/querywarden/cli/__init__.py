@@ -28,7 +28,7 @@ from ..reports.terminal import terminal
 from ..sandbox import in_place_risk
 from ..verdict import RunResult
 from .import_stats import import_stats
-from .report import report
+from .report import Failure, report
 from .templates import templates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,17 +138,9 @@ def _policy(resolved: Resolved, strict: bool = False) -> Policy:
     return replace(resolved.policy, strict=strict or resolved.policy.strict, refresh=REFRESH, prune=PRUNE)
 
 
-class Failure(click.ClickException):
-    """A run that could not complete: exit 2 with one line, so it is never mistaken for a verdict."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"querywarden: error: {self.message}", err=True)
-
-
-class _Terminated(Exception):
-    """SIGTERM (`timeout`, `docker stop`, a cancelled CI job): unwinds like Ctrl-C, dropping throwaway clones."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `docker stop`, a cancelled CI job): unwinds like Ctrl-C, dropping throwaway
+    clones. A KeyboardInterrupt, so psycopg cancels the running statement and the rollback can run."""
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -164,10 +156,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except QuerywardenError as exc:
             raise Failure(mask_dsn(str(exc))) from None
-        except (KeyboardInterrupt, click.exceptions.Abort):
-            raise Failure("interrupted; the run did not complete") from None
         except _Terminated:
             raise Failure("terminated (SIGTERM); the run did not complete") from None
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            raise Failure("interrupted; the run did not complete") from None
         except (click.ClickException, click.exceptions.Exit, SystemExit):
             raise
         except Exception:

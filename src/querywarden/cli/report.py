@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, cast
 
 import click
 
 from ..errors import QuerywardenError, ResultsError
+from ..reports import append_summary, write_text
 from ..reports.render import FORMATS, Format, render_report
 from ..reports.results import read_results
 from ..verdict import RunResult
 
 
-class ReportInputError(click.ClickException):
-    """Bad input to `report`: exit code 2, like every error that prevents a verdict."""
+class Failure(click.ClickException):
+    """A run that could not complete: exit 2 with one line, so it is never mistaken for a verdict.
+
+    Every command raises it (`report` too, which also runs on its own, outside the `querywarden` group)."""
 
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
         click.echo(f"querywarden: error: {self.message}", err=True)
-
-
-def _write(path: Path, text: str, *, append: bool = False) -> None:
-    try:
-        if not append:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a" if append else "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise ReportInputError(f"{path}: cannot be written ({exc}); choose a writable path") from None
 
 
 def _measured(sources: tuple[Path, ...]) -> RunResult:
@@ -89,17 +81,19 @@ def report(ctx: click.Context, sources: tuple[Path, ...], fmt: str, output: Path
     try:
         run = _measured(sources)
     except QuerywardenError as exc:
-        raise ReportInputError(str(exc)) from None
+        raise Failure(str(exc)) from None
     text = render_report(run, cast(Format, fmt))
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        _write(output, text)
-        state = "merge blocked" if run.blocked else "passed"
-        noun = "query" if len(run.queries) == 1 else "queries"
-        click.echo(f"querywarden: wrote {output} ({len(run.queries)} {noun}, {state})", err=True)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if fmt == "md" and summary:
-        _write(Path(summary), text if text.endswith("\n") else text + "\n", append=True)
+    try:
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            write_text(output, text, f"the {fmt} report")
+            state = "merge blocked" if run.blocked else "passed"
+            noun = "query" if len(run.queries) == 1 else "queries"
+            click.echo(f"querywarden: wrote {output} ({len(run.queries)} {noun}, {state})", err=True)
+        if fmt == "md":
+            append_summary(text)
+    except QuerywardenError as exc:
+        raise Failure(str(exc)) from None
     if run.blocked and not no_fail:
         ctx.exit(1)
