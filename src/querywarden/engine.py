@@ -465,8 +465,7 @@ def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, 
             if seed is not None:
                 raise
             raise SandboxError(
-                f"{exc} — querywarden measures only on databases it made; give a seed (--seed/--schema) so it "
-                f"builds its own, {IN_PLACE_FIX}"
+                f"{exc}; or give a seed (--seed/--schema) so querywarden builds its own database, {IN_PLACE_FIX}"
             ) from None
         read_name = dbname_of(read_dsn)
         grant(server, read_name, role)
