@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from querywarden.fingerprint import identify
 from querywarden.observation import Observation, Timing
 from querywarden.plan import Buffers, PlanNode
 
@@ -42,11 +43,12 @@ def observation(
     statements: int = 1,
 ) -> Observation:
     samples = tuple(median_ms + spread * (i - 3) / 3 for i in range(7))
+    identity = identify(sql)  # what a measurement records, so a store's checks accept it as written
     return Observation(
         name=name,
         sql=sql,
-        normalized_sql=sql,
-        fingerprint="f" * 16,
+        normalized_sql=identity.normalized,
+        fingerprint=identity.fingerprint,
         calls_per_minute=calls,
         plan=plan or index_plan(),
         timing=Timing.from_samples(samples),

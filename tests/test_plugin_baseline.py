@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import errno
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +15,7 @@ import pytest
 
 from querywarden.baseline import PathBaseline, PathBaselineStore, parse_path, path_file_name, path_baseline_text
 from querywarden.errors import BaselineError
+from querywarden.fingerprint import identify
 
 from factories import observation, seq_plan
 
@@ -130,3 +136,72 @@ def test_listing_reports_each_file_with_its_test_or_its_defect(tmp_path: Path) -
     assert found[store.path_for(TEST)] == TEST
     assert isinstance(found[tmp_path / "broken.json"], BaselineError)
     assert PathBaselineStore(tmp_path / "absent").tests() == {}
+
+
+def test_two_test_ids_that_share_a_file_are_an_error_naming_both(tmp_path: Path) -> None:
+    store = PathBaselineStore(tmp_path)
+    first, second = "tests/test_a.py::test_x[a b]", "tests/test_a.py::test_x[a_b]"
+    assert store.path_for(first) == store.path_for(second)
+    store.write(path_baseline(first))
+    kept = store.path_for(first).read_text()
+    expected = (
+        f"{store.path_for(first)}: holds the baseline of test {first!r}, and test {second!r} maps to the same file name; "
+        f"rename one of the two so their file names differ (or delete the file if {first!r} is gone)"
+    )
+    for action in (lambda: store.load(second), lambda: store.write(path_baseline(second))):
+        with pytest.raises(BaselineError) as caught:
+            action()
+        assert str(caught.value) == expected
+    assert store.path_for(first).read_text() == kept
+
+
+def test_each_statement_of_a_test_baseline_is_checked_against_its_sql(tmp_path: Path) -> None:
+    document = json.loads(path_baseline_text(path_baseline()))
+    legacy = copy.deepcopy(document)
+    legacy["statements"][1].update(fingerprint="5c7290822c2335de", normalized_sql="SELECT\n  name\nFROM projects")
+    loaded = parse_path(json.dumps(legacy), "t.json")  # sqlglot era: recomputed, so it still pairs by fingerprint
+    assert loaded.statements[1].fingerprint == identify("SELECT name FROM projects WHERE id = %s").fingerprint
+    document["statements"][1]["sql"] = "SELECT name FROM projects WHERE slug = %s"
+    with pytest.raises(BaselineError, match=r"^t\.json: statement #2: its fingerprint does not match its SQL; .* with --querywarden-update$"):
+        parse_path(json.dumps(document), "t.json")
+    smuggled = observation("#2", sql="SELECT 1; DELETE FROM projects")
+    text = path_baseline_text(replace(path_baseline(), statements=(observation("#1"), smuggled)))
+    with pytest.raises(BaselineError, match=r"^t\.json: statement #2: its SQL is refused \(it holds 2 statements"):
+        parse_path(text, "t.json")
+
+
+READ_IN_A_CHILD = """
+import sys
+from pathlib import Path
+from querywarden.baseline import PathBaselineStore
+from querywarden.errors import BaselineError
+store = PathBaselineStore(Path(sys.argv[1]))
+print(store.tests()[store.path_for(sys.argv[2])])
+try:
+    store.load(sys.argv[2])
+except BaselineError as exc:
+    print(exc)
+"""
+
+
+def test_a_fifo_is_an_error_and_a_refused_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = PathBaselineStore(tmp_path)
+    fifo = store.path_for("tests/t.py::fifo")
+    os.mkfifo(fifo)
+    # In a child: reading a FIFO the old way blocks for ever, which must fail this test, not hang the suite.
+    child = subprocess.run([sys.executable, "-c", READ_IN_A_CHILD, str(tmp_path), "tests/t.py::fifo"],
+                           capture_output=True, text=True, timeout=300)
+    expected = f"{fifo}: cannot be read: it is a FIFO (named pipe), not a regular file; delete it and restore the baseline "
+    assert child.stdout.splitlines() == [expected + "from git or re-run with --querywarden-update"] * 2, child.stderr
+    store.write(path_baseline())
+    kept = store.path_for(TEST).read_text()
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(BaselineError, match=r"cannot be written \(No space left on device\); free space"):
+        store.write(replace(path_baseline(), calls_per_minute=1.0))
+    monkeypatch.undo()
+    assert store.path_for(TEST).read_text() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([store.path_for(TEST).name, store.path_for("tests/t.py::fifo").name])

@@ -3,27 +3,37 @@
 Files have sorted keys, a format version and no volatile fields (no timestamps, hostnames or raw
 timing samples), so `git diff` of a refresh reads as a review of what changed. Timing is rounded and
 kept only as a summary; an update that would not change the verdict leaves the file untouched.
+
+A baseline comes from a pull request like any other file, and a same-run replay executes its SQL, so
+reading one trusts nothing: only regular files of bounded size, a fingerprint that matches the SQL,
+and SQL that querywarden would measure itself. Writing one never touches a file another query owns.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import BaselineError
+from .fingerprint import FINGERPRINT_VERSION, fingerprint_version, identify
 from .observation import Observation, Timing
 from .plan import PlanNode
 
 FORMAT_VERSION = 1
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+# Far above any real baseline (a plan of thousands of nodes is a few hundred KiB), far below what a
+# link to /dev/zero or a stray dump would make us hold in memory.
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 def _round(value: float, digits: int = 3) -> float:
@@ -59,7 +69,7 @@ def observation_to_dict(observation: Observation, *, include_samples: bool = Fal
     timing = timing_to_dict(observation.timing)
     if include_samples:
         timing["samples_ms"] = [round(sample, 4) for sample in observation.timing.samples_ms]
-    return {
+    document: dict[str, Any] = {
         "budget_ms": observation.budget_ms,
         "calls_per_minute": observation.calls_per_minute,
         "environment": dict(sorted(observation.environment.items())),
@@ -72,6 +82,9 @@ def observation_to_dict(observation: Observation, *, include_samples: bool = Fal
         "statement_count": observation.statement_count,
         "timing": timing,
     }
+    if observation.accepted is not None:  # only where a reviewer accepted a cost: other files do not change
+        document["accepted"] = observation.accepted
+    return document
 
 
 def observation_from_dict(data: Mapping[str, Any]) -> Observation:
@@ -95,6 +108,7 @@ def observation_from_dict(data: Mapping[str, Any]) -> Observation:
         environment={str(k): str(v) for k, v in environment.items()},
         budget_ms=None if budget is None else float(budget),
         statement_count=int(data.get("statement_count", 1)),
+        accepted=None if data.get("accepted") is None else str(data["accepted"]),
     ))
 
 
@@ -128,6 +142,43 @@ def _checked(observation: Observation) -> Observation:
         for what in ("relation", "index", "join_type", "strategy", "parent_relationship", "spill"):
             if not isinstance(getattr(node, what), (str, type(None))):
                 raise TypeError(f"plan {what} must be a string or absent, not {getattr(node, what)!r}")
+    return observation
+
+
+def _trusted_sql(observation: Observation, origin: str, hint: str) -> Observation:
+    """The observation, once its SQL and fingerprint can be trusted; a BaselineError naming `origin` if not.
+
+    The SQL must be a statement querywarden would measure itself (a replay runs it), and its stored
+    fingerprint and normalised text must be what this version computes from it. A sqlglot-era
+    fingerprint (no version) is recomputed here in memory, so older baselines keep working.
+    """
+    identity = identify(observation.sql)
+    if identity.kind == "refused":
+        raise BaselineError(
+            f"{origin}: its SQL is refused ({identity.refusal}); a baseline holds only statements querywarden "
+            f"measures, so it was hand-edited: restore it from git or re-run {hint}"
+        )
+    version = fingerprint_version(observation.fingerprint)
+    if version == 0:
+        return replace(observation, fingerprint=identity.fingerprint, normalized_sql=identity.normalized)
+    if version is None:
+        raise BaselineError(
+            f"{origin}: its fingerprint {observation.fingerprint!r} is not one querywarden writes; "
+            f"restore it from git or re-run {hint}"
+        )
+    if version != FINGERPRINT_VERSION:
+        raise BaselineError(
+            f"{origin}: its fingerprint is of version {version}, and this querywarden computes version "
+            f"{FINGERPRINT_VERSION}; use the querywarden that wrote it, or re-run {hint} with this one"
+        )
+    if observation.fingerprint != identity.fingerprint:
+        raise BaselineError(
+            f"{origin}: its fingerprint does not match its SQL; restore it from git or re-run {hint}"
+        )
+    if observation.normalized_sql != identity.normalized:
+        raise BaselineError(
+            f"{origin}: its normalized_sql does not match its SQL; restore it from git or re-run {hint}"
+        )
     return observation
 
 
@@ -192,17 +243,40 @@ def parse(text: str, origin: str) -> Observation:
         raise BaselineError(f"{origin}: not a querywarden baseline (no 'format' key); delete it or re-run update")
     _check_format(document, origin, "baseline", FORMAT_VERSION, _QUERY_HINT)
     try:
-        return observation_from_dict(document["query"])
+        observation = observation_from_dict(document["query"])
     except _MALFORMED as exc:
         raise BaselineError(
             f"{origin}: malformed baseline ({type(exc).__name__}: {exc}); restore it from git or re-run {_QUERY_HINT}"
         ) from None
+    return _trusted_sql(observation, origin, _QUERY_HINT)
 
 
 def file_name(name: str) -> str:
-    """A file name for a query or test id that is safe on every file system."""
+    """A file name for a query or test id that is safe on every file system.
+
+    It is not one-to-one (`totals`, `_totals` and `totals.` share `totals.json`), so the stores
+    refuse a second name for a file rather than let one query be compared with another's baseline.
+    """
     safe = _SAFE_NAME.sub("_", name).strip("._") or "query"
     return f"{safe}.json"
+
+
+def _shared_file(path: Path, owner: str, name: str, what: str) -> BaselineError:
+    return BaselineError(
+        f"{path}: holds the baseline of {what} {owner!r}, and {what} {name!r} maps to the same file name; "
+        f"rename one of the two so their file names differ (or delete the file if {owner!r} is gone)"
+    )
+
+
+def _stored_name(text: str, *keys: str) -> str | None:
+    """The query name or test id a baseline's text holds, or None when it holds none (it is corrupt)."""
+    try:
+        value: Any = _loads(text)
+        for key in keys:
+            value = value[key]
+    except (ValueError, RecursionError, KeyError, TypeError, IndexError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -217,11 +291,13 @@ class BaselineStore:
     def load(self, name: str) -> Observation | None:
         """The baseline for `name`, or None when no file exists (a corrupt file raises)."""
         path = self.path_for(name)
-        text = _read_if_exists(path)
+        text = _read_if_exists(path, _QUERY_HINT)
         if text is None:
             return None
         observation = parse(text, str(path))
-        if file_name(observation.name) != path.name:
+        if observation.name != name:
+            if file_name(observation.name) == path.name:
+                raise _shared_file(path, observation.name, name, "query")
             raise BaselineError(
                 f"{path}: holds the baseline of {observation.name!r}, not {name!r}; "
                 "it was renamed or hand-edited, re-run `querywarden update`"
@@ -234,11 +310,9 @@ class BaselineStore:
 
     def load_all(self) -> dict[str, Observation]:
         """Every baseline in the directory by query name, each file read and parsed once per run."""
-        if not self.directory.is_dir():
-            return {}
         found: dict[str, Observation] = {}
-        for path in sorted(self.directory.glob("*.json")):
-            observation = parse(_read(path), str(path))
+        for path in _entries(self.directory, strict=True):
+            observation = parse(_read(path, _QUERY_HINT), str(path))
             if file_name(observation.name) != path.name:
                 raise BaselineError(
                     f"{path}: holds the baseline of {observation.name!r}, whose file is {file_name(observation.name)}; "
@@ -248,31 +322,149 @@ class BaselineStore:
         return found
 
     def write(self, observation: Observation) -> bool:
-        """Write atomically (temp file, fsync, rename); return False when the text is unchanged."""
-        return _write_atomically(self.directory, self.path_for(observation.name), baseline_text(observation))
+        """Write atomically (temp file, fsync, rename); return False when the text is unchanged.
+
+        A file that holds another query's baseline (a name that maps to the same file) is an error,
+        never overwritten.
+        """
+        path = self.path_for(observation.name)
+        text = baseline_text(observation)
+        existing = _read_if_exists(path, _QUERY_HINT)
+        if existing == text:
+            return False
+        owner = None if existing is None else _stored_name(existing, "query", "name")
+        if owner is not None and owner != observation.name:
+            raise _shared_file(path, owner, observation.name, "query")
+        _replace_file(self.directory, path, text)
+        return True
 
     def remove(self, names: Iterable[str]) -> list[Path]:
+        """Delete the baselines of `names`; a file holding another query's baseline is an error, kept."""
         removed = []
         for name in names:
             path = self.path_for(name)
-            if path.exists():
+            text = _read_if_exists(path, _QUERY_HINT)
+            if text is None:
+                continue
+            owner = _stored_name(text, "query", "name")
+            if owner is not None and owner != name:
+                raise _shared_file(path, owner, name, "query")
+            try:
                 path.unlink()
-                removed.append(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise _unwritable(path, self.directory, exc) from None
+            removed.append(path)
         return removed
 
 
-def _read_if_exists(path: Path) -> str | None:
-    """A baseline file's text, or None when there is no file; an unreadable file is an error."""
+def _entries(directory: Path, *, strict: bool) -> list[Path]:
+    """The *.json entries of a baselines directory, sorted; none when it does not exist.
+
+    With `strict`, a path that exists but is no directory (a file where the directory should be) is a
+    BaselineError: reading it as "no baselines" would compare every query with nothing.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        info = os.stat(directory)  # a link to a directory is fine: only the files must be regular
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if not strict:
+            return []
+        raise BaselineError(f"{directory}: cannot be read ({exc.strerror}); check the baselines setting") from None
+    if not stat.S_ISDIR(info.st_mode):
+        if not strict:
+            return []
+        raise _not_a_directory(directory)
+    return sorted(directory.glob("*.json"))
+
+
+def _not_a_directory(directory: Path) -> BaselineError:
+    return BaselineError(
+        f"{directory}: is not a directory; baselines are a directory of .json files: "
+        "move the file away or point the baselines setting at a directory"
+    )
+
+
+def _kind_of(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _not_regular(path: Path, mode: int, hint: str) -> BaselineError:
+    what = _kind_of(mode)
+    if stat.S_ISLNK(mode):
+        return BaselineError(
+            f"{path}: cannot be read: it is a symbolic link, and baselines are read only from regular files "
+            "(a link can point at a device or outside the repository); replace it with the file itself"
+        )
+    return BaselineError(
+        f"{path}: cannot be read: it is {what}, not a regular file; delete it and restore the baseline "
+        f"from git or re-run {hint}"
+    )
+
+
+def _too_big(path: Path, hint: str) -> BaselineError:
+    return BaselineError(
+        f"{path}: cannot be read: it is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the most a baseline file "
+        f"may hold; restore it from git or re-run {hint}"
+    )
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_if_exists(path: Path, hint: str) -> str | None:
+    """A baseline file's text, or None when there is no file; anything else there is a BaselineError.
+
+    Only a regular file of at most MAX_FILE_BYTES is read. `lstat` refuses a FIFO, a device or a link
+    before anything opens it (opening a FIFO blocks, some devices act when opened); the open itself
+    neither follows a link nor blocks, and `fstat` checks again what was opened, in case the entry was
+    swapped in between.
+    """
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode, hint)
+        handle = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _not_regular(path, stat.S_IFLNK, hint) from None
+        if exc.errno == errno.ENOTDIR:  # a file stands where the baselines directory should be
+            raise _not_a_directory(path.parent) from None
+        raise BaselineError(f"{path}: cannot be read ({exc.strerror}); check its permissions or restore it") from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode, hint)
+        if info.st_size > MAX_FILE_BYTES:
+            raise _too_big(path, hint)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(handle, 1 << 16):
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:  # it grew after fstat
+                raise _too_big(path, hint)
+            chunks.append(chunk)
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot be read ({exc.strerror}); check its permissions or restore it") from None
+    finally:
+        os.close(handle)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise BaselineError(f"{path}: cannot be read ({exc}); check its permissions or restore it") from None
 
 
-def _read(path: Path) -> str:
-    text = _read_if_exists(path)
+def _read(path: Path, hint: str) -> str:
+    text = _read_if_exists(path, hint)
     if text is None:
         raise BaselineError(f"{path}: disappeared while being read; re-run")
     return text
@@ -369,7 +561,8 @@ def parse_path(text: str, origin: str, update_hint: str = _TEST_HINT) -> PathBas
             f"{origin}: statement_count {document['statement_count']} does not match its statements "
             f"({baseline.statement_count}); it was hand-edited, restore it from git or re-run {update_hint}"
         )
-    return baseline
+    trusted = tuple(_trusted_sql(s, f"{origin}: statement {s.name}", update_hint) for s in baseline.statements)
+    return replace(baseline, statements=trusted)
 
 
 @dataclass(frozen=True)
@@ -384,11 +577,13 @@ class PathBaselineStore:
     def load(self, test: str) -> PathBaseline | None:
         """The baseline of `test`, or None when it has no file (a corrupt or mismatched file raises)."""
         path = self.path_for(test)
-        text = _read_if_exists(path)
+        text = _read_if_exists(path, _TEST_HINT)
         if text is None:
             return None
         baseline = parse_path(text, str(path))
         if baseline.test != test:
+            if path_file_name(baseline.test) == path.name:
+                raise _shared_file(path, baseline.test, test, "test")
             raise BaselineError(
                 f"{path}: holds the baseline of {baseline.test!r}, not {test!r}; "
                 "it was renamed or hand-edited, re-run with --querywarden-update"
@@ -398,42 +593,103 @@ class PathBaselineStore:
     def tests(self) -> dict[Path, str | BaselineError]:
         """Each baseline file with the node id it belongs to (or why it cannot be read)."""
         found: dict[Path, str | BaselineError] = {}
-        if not self.directory.is_dir():
-            return found
-        for path in sorted(self.directory.glob("*.json")):
+        for path in _entries(self.directory, strict=False):
             try:
-                found[path] = parse_path(_read(path), str(path)).test
+                found[path] = parse_path(_read(path, _TEST_HINT), str(path)).test
             except BaselineError as exc:
                 found[path] = exc
         return found
 
     def write(self, baseline: PathBaseline) -> bool:
-        """Write atomically (temp file, fsync, rename); return False when the text is unchanged."""
-        return _write_atomically(self.directory, self.path_for(baseline.test), path_baseline_text(baseline))
+        """Write atomically (temp file, fsync, rename); return False when the text is unchanged.
+
+        A file that holds another test's baseline (an id that maps to the same file) is an error,
+        never overwritten.
+        """
+        path = self.path_for(baseline.test)
+        text = path_baseline_text(baseline)
+        existing = _read_if_exists(path, _TEST_HINT)
+        if existing == text:
+            return False
+        owner = None if existing is None else _stored_name(existing, "test")
+        if owner is not None and owner != baseline.test:
+            raise _shared_file(path, owner, baseline.test, "test")
+        _replace_file(self.directory, path, text)
+        return True
 
     def remove(self, path: Path) -> bool:
         try:
             path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise _unwritable(path, self.directory, exc) from None
         return True
 
 
-def _write_atomically(directory: Path, path: Path, text: str) -> bool:
+def _unwritable(target: Path, directory: Path, exc: OSError) -> BaselineError:
+    """One line for a write the file system refused, with the fix for the common causes."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free space on the file system of {directory} (or raise the quota) and re-run"
+    elif exc.errno == errno.EROFS:
+        fix = f"{directory} is on a read-only file system: point the baselines setting at a writable directory"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        fix = f"make {directory} writable for this user, or point the baselines setting at a writable directory"
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        fix = f"a file stands where the directory {directory} should be: move it away or point the baselines setting elsewhere"
+    else:
+        fix = f"check {directory} and re-run"
+    return BaselineError(f"{target}: cannot be written ({exc.strerror or exc}); {fix}")
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _replace_file(directory: Path, path: Path, text: str) -> None:
+    """Put `text` at `path` whole or not at all: a temp file beside it, fsync, rename, fsync the directory.
+
+    The temp file is created with mode 0o666, which the umask then narrows (0644 under the usual
+    022), as any file a user's editor writes: `tempfile` would make it 0600 and a rename would keep
+    that. Any OSError is a BaselineError naming the file and the fix, and leaves no temp file.
+    """
+    data = text.encode("utf-8")
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (FileNotFoundError, UnicodeDecodeError):
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(path, directory, exc) from None
+    temp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    renamed = False
+    try:
+        handle = os.open(temp, _WRITE_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        os.replace(temp, path)
+        renamed = True
+        _sync_directory(directory)
+    except OSError as exc:
+        raise _unwritable(path, directory, exc) from None
+    finally:
+        if not renamed:  # an error or an interrupt: the old file stays as it was, and no temp file stays
+            try:
+                temp.unlink()
+            except OSError:
+                pass  # it was never created; the error that brought us here is the one to tell
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable; a file system that cannot sync a directory has nothing more to do."""
+    try:
+        handle = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
         pass
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return True
+    finally:
+        os.close(handle)
