@@ -10,6 +10,8 @@ timing-only blocks and warns, as `check` does)
 and by pytest-benchmark's `--benchmark-compare-fail=median:10%` (the tool a team would pick instead:
 a generated pytest file per scenario times each query with the `benchmark` fixture; a baseline is
 saved once with `--benchmark-save`, every later run compares with it).
+New queries (`NEW_CATALOG`: no baseline) are checked by querywarden alone, on the unchanged clone, after
+the interleaved runs: pytest-benchmark has nothing to compare them with.
 
 Baselines of both tools are recorded once, at the start, on the unchanged catalog; then runs of the
 unchanged catalog, of every scenario and of the CPU-only slowdown sweep are interleaved over the
@@ -18,7 +20,9 @@ session, so drift in machine speed hits all of them alike, as it hits a CI runne
 Printed: recall on blocking regressions (hot queries doing >= 1.5x the work), false alarms on benign
 changes and on unchanged runs (blocking verdicts, and separately any non-pass verdict), the smallest
 CPU-only slowdown detected in >= 95% of runs with <= 1% false alarms, the time to a verdict per
-query, the verdicts of each scenario, and what other Policy thresholds would have given.
+query, the verdicts of each scenario, whether new queries are judged right on their own cost at their
+production rate (a hot scan of the large table blocks, a hot index lookup and a rare report pass), and
+what other Policy thresholds would have given.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +61,7 @@ from querywarden.database import Server, connect  # noqa: E402
 from querywarden.engine import Statement, database_site, evaluate, refresh  # noqa: E402
 from querywarden.errors import DatabaseError  # noqa: E402
 from querywarden.fingerprint import identify  # noqa: E402
-from querywarden.judge import compare  # noqa: E402
+from querywarden.judge import compare, load_of  # noqa: E402
 from querywarden.observation import Observation, Outcome  # noqa: E402
 from querywarden.policy import DEFAULT_PINNED_SETTINGS, MeasureSettings, Policy  # noqa: E402
 from querywarden.query import GuardedQuery  # noqa: E402
@@ -254,6 +259,69 @@ def work_ratio(before: Observation, after: Outcome) -> float | None:
     return max(blocks, statements)
 
 
+# ----------------------------------------------------------------------------------------- new queries
+
+# Queries no baseline knows, at production rates, on the scale-0.1 clone (time_entries: ~1,100 blocks,
+# over `large_relation_blocks`): a hot lookup on an unindexed column (a Seq Scan of the large table),
+# the same rate served by the primary key, and a heavy report run a few times a minute.
+NEW_CATALOG = """
+-- name: new_entries_by_description
+-- calls-per-minute: 20000
+-- params: {"description": "Sprint planning"}
+SELECT id, user_id, started_at, duration_s
+FROM time_entries
+WHERE description = %(description)s;
+
+-- name: new_entry_summary
+-- calls-per-minute: 20000
+-- params: {"entry_id": 51234}
+SELECT description, duration_s, billable
+FROM time_entries
+WHERE id = %(entry_id)s;
+
+-- name: new_project_totals_report
+-- calls-per-minute: 5
+SELECT project_id, count(*) AS entries, sum(duration_s) AS seconds
+FROM time_entries
+WHERE stopped_at IS NOT NULL
+GROUP BY project_id
+ORDER BY seconds DESC;
+"""
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A query with no baseline and whether it must block: judged on its own cost, not on a difference."""
+
+    label: str
+    query: GuardedQuery
+    must_block: bool
+
+
+def new_cases() -> list[NewCase]:
+    queries = {q.name: q for q in parse_catalog(NEW_CATALOG, HERE / "run.py[NEW_CATALOG]")}
+    return [
+        NewCase("new heavy hot", queries["new_entries_by_description"], must_block=True),
+        NewCase("new cheap hot", queries["new_entry_summary"], must_block=False),
+        NewCase("new heavy rare", queries["new_project_totals_report"], must_block=False),
+    ]
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    case: NewCase
+    rep: int
+    verdict: str
+    blocking: bool
+    cores: float | None  # production cores the query would keep busy, as the judge projects them (None: unmeasured)
+    reasons: tuple[str, ...]
+
+    @property
+    def right(self) -> bool:
+        """Blocked when it must block; otherwise recorded as new without blocking (not an error, not a timeout)."""
+        return self.blocking if self.case.must_block else (self.verdict == "new" and not self.blocking)
+
+
 # ----------------------------------------------------------------------------------------- querywarden
 
 
@@ -339,6 +407,15 @@ class Querywarden:
     def rejudge(self, record: Record, policy: Policy) -> QueryResult:
         assert record.before is not None and record.after is not None
         return compare(record.case.query.name, record.before, record.after, policy, None, record.replay)
+
+    def run_new(self, db: Database, case: NewCase, rep: int) -> NewRecord:
+        """One `check` of a catalog holding only `case`'s query, with no baseline: measured and judged afresh,
+        so every run's verdict rests on its own measurement."""
+        place = database_site(self.server, db.qw_dbname, db.seed.data_fingerprint())
+        evaluation = evaluate(place.statements([case.query], {}), place.site, measure_settings(DEFAULT_PROFILE), self.policy)
+        after, result = evaluation.outcomes[0], evaluation.results[0]
+        cores = load_of(after).cores if isinstance(after, Observation) else None
+        return NewRecord(case, rep, result.verdict.value, result.blocking, cores, result.reasons)
 
 
 # ----------------------------------------------------------------------------------------- pytest-benchmark
@@ -561,6 +638,7 @@ class Plan:
     unchanged: int
     reps: int
     sweep_reps: int
+    new_reps: int
     max_time: float
 
 
@@ -576,10 +654,11 @@ def spread(count: int, slots: int) -> set[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dsn", default=DEFAULT_DSN)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 5 unchanged runs, 1 run per scenario, 3 per sweep level")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5 unchanged runs, 1 run per scenario, 3 per sweep level, 5 per new query")
     parser.add_argument("--unchanged", type=int, help="runs of the unchanged catalog (default 50, quick 5)")
     parser.add_argument("--reps", type=int, help="runs of each scenario (default 3, quick 1)")
     parser.add_argument("--sweep-reps", type=int, help="runs of each sweep level (default 20, quick 3)")
+    parser.add_argument("--new-reps", type=int, help="runs of each new query, which has no baseline (default 20, quick 5)")
     parser.add_argument("--pb-max-time", type=float, default=0.1, help="pytest-benchmark --benchmark-max-time per test (s)")
     parser.add_argument("--no-pytest-benchmark", action="store_true", help="measure with querywarden only")
     parser.add_argument("--only", help="comma-separated scenario ids (default: all)")
@@ -591,10 +670,11 @@ def main() -> None:
         unchanged=args.unchanged if args.unchanged is not None else (5 if quick else 50),
         reps=args.reps if args.reps is not None else (1 if quick else 3),
         sweep_reps=args.sweep_reps if args.sweep_reps is not None else (3 if quick else 20),
+        new_reps=args.new_reps if args.new_reps is not None else (5 if quick else 20),
         max_time=args.pb_max_time,
     )
     if args.explain:
-        plan = Plan(unchanged=0, reps=1, sweep_reps=0, max_time=plan.max_time)
+        plan = Plan(unchanged=0, reps=1, sweep_reps=0, new_reps=1, max_time=plan.max_time)
     use_pb = not (args.no_pytest_benchmark or args.explain)
     scenarios = [s for s in SCENARIOS if not args.only or s.id in args.only.split(",")]
     wall_started = time.perf_counter()
@@ -733,15 +813,27 @@ def main() -> None:
                 records.extend(retrying(name, job))
             log(f"  slot {slot + 1}/{slots}: {', '.join(name for name, _ in jobs)} in {time.perf_counter() - slot_started:.1f} s, load {load_average()}")
 
+        # ---------------------------------------------------------------- new queries
+        # After the interleaved runs, so their schedule (and its shuffle) is what it was; each round
+        # checks every new query once, so drift hits them alike.
+        new_records: list[NewRecord] = []
+        started = time.perf_counter()
+        for rep in range(plan.new_reps):
+            for new in new_cases():
+                new_records.append(retrying(f"qw new query [{new.label}]", partial(qw.run_new, base01, new, rep)))
+        if new_records:
+            log(f"  new queries: {len(new_records)} checks in {time.perf_counter() - started:.1f} s, load {load_average()}")
+
     wall = time.perf_counter() - wall_started
     load_after = uptime()
     if args.explain:
-        explain(records)
+        explain(records, new_records)
     else:
-        report(records, plan, scenarios, ks, calibration_ratio, qw, pb if use_pb else None, policy, wall, load_before, load_after)
+        report(records, new_records, plan, scenarios, ks, calibration_ratio, qw, pb if use_pb else None, policy, wall, load_before, load_after)
     if args.json:
-        args.json.write_text(json.dumps([record_json(r) for r in records], indent=1))
-        log(f"wrote {len(records)} verdicts to {args.json}")
+        verdicts = [record_json(r) for r in records] + [new_record_json(r) for r in new_records]
+        args.json.write_text(json.dumps(verdicts, indent=1))
+        log(f"wrote {len(verdicts)} verdicts to {args.json}")
 
 
 # ----------------------------------------------------------------------------------------- reporting
@@ -763,7 +855,15 @@ def record_json(record: Record) -> dict[str, Any]:
     }
 
 
-def explain(records: Sequence[Record]) -> None:
+def new_record_json(record: NewRecord) -> dict[str, Any]:
+    return {
+        "tool": "querywarden", "group": "new", "scenario": record.case.label, "query": record.case.query.name,
+        "expect": "block" if record.case.must_block else "new", "rep": record.rep, "verdict": record.verdict,
+        "blocking": record.blocking, "cores": record.cores, "reasons": list(record.reasons),
+    }
+
+
+def explain(records: Sequence[Record], new_records: Sequence[NewRecord]) -> None:
     for record in records:
         if record.tool != "querywarden" or record.case.kind == "unaffected":
             continue
@@ -772,6 +872,31 @@ def explain(records: Sequence[Record]) -> None:
         print(f"{record.case.scenario:<38} {record.case.base_name:<26} expect {record.case.expect:<5} got {record.verdict:<8} blocks {blocks:<14} work x{record.work_ratio or 0:.2f}")
         for reason in record.reasons:
             print(f"      - {reason}")
+    for new in new_records:
+        expect = "block" if new.case.must_block else "new"
+        print(f"{new.case.label:<38} {new.case.query.name:<26} expect {expect:<5} got {new.verdict}{' (blocking)' if new.blocking else ''}")
+        for reason in new.reasons:
+            print(f"      - {reason}")
+
+
+def report_new(new_records: Sequence[NewRecord], policy: Policy) -> None:
+    """Per new query: runs judged right, and the median production load the judge projected; wrong runs
+    with their reasons."""
+    print("new queries (judged on their own cost, no baseline):")
+    by_label: dict[str, list[NewRecord]] = defaultdict(list)
+    for record in new_records:
+        by_label[record.case.label].append(record)
+    for position, (label, runs) in enumerate(by_label.items()):
+        cores = median_of(r.cores for r in runs)
+        shown = "?" if cores is None else f"{cores:.3g}"
+        load = (f"projected ≈ {shown} cores of {policy.production_cores:g}, budget {policy.query_cores_budget:g}"
+                if position == 0 else f"≈ {shown} cores")
+        word = "blocked" if runs[0].case.must_block else "passed"
+        print(f"  {label:<16} {word:<7} {sum(r.right for r in runs)}/{len(runs)}   ({load})")
+        for record in runs:
+            if not record.right:
+                blocking = " (blocking)" if record.blocking else ""
+                print(f"    run {record.rep}: {record.verdict}{blocking}: {'; '.join(record.reasons)[:400]}")
 
 
 def pct(part: int, whole: int) -> str:
@@ -875,7 +1000,7 @@ def ratio_text(value: float | None) -> str:
 
 
 def report(
-    records: Sequence[Record], plan: Plan, scenarios: Sequence[Scenario], ks: Mapping[float, int], calibration_ratio: float,
+    records: Sequence[Record], new_records: Sequence[NewRecord], plan: Plan, scenarios: Sequence[Scenario], ks: Mapping[float, int], calibration_ratio: float,
     qw: Querywarden, pb: PytestBenchmark | None, policy: Policy, wall: float, load_before: str, load_after: str,
 ) -> None:
     work = scenario_work(records)
@@ -941,6 +1066,11 @@ def report(
     for key, label in labels:
         print(f"{label:<{width}}  " + "  ".join(f"{lines[tool][key]:<22}" for tool in tools))
     print()
+
+    # ------------------------------------------------------------ new queries
+    if new_records:
+        report_new(new_records, policy)
+        print()
 
     # ------------------------------------------------------------ misses and false alarms
     print("Misses and false alarms (querywarden):")
