@@ -150,3 +150,19 @@ def test_timestamps_mean_the_same_instant_on_every_runner(scratch_db: str) -> No
         prepare_session(conn, MeasureSettings())
         assert conn.execute("SHOW TimeZone").fetchone() == ("UTC",)
         assert conn.execute("SELECT '2026-01-01 12:00'::timestamptz::text").fetchone() == ("2026-01-01 12:00:00+00",)
+
+
+@pytest.mark.parametrize("new_name", ["_totals", "totals.", "totals_"])
+def test_a_new_query_sharing_a_baseline_file_is_refused_before_measuring(tmp_path: Path, new_name: str) -> None:
+    """`_totals` must not be judged against `totals`'s baseline, nor pass as new beside it."""
+    from factories import observation
+
+    from querywarden.baseline import BaselineStore
+
+    store = BaselineStore(tmp_path / "b")
+    store.write(observation("totals", sql="SELECT 1"))
+    (tmp_path / "q.sql").write_text(f"-- name: {new_name}\nSELECT 1;\n", encoding="utf-8")
+    result = invoke("check", "--catalog", str(tmp_path / "q.sql"), "--baselines", str(store.directory), "--dsn", CLOSED_PORT_DSN)
+    assert result.exit_code == 2, result.output
+    assert len(error_lines(result)) == 1, result.output
+    assert f"holds the baseline of query 'totals', and query '{new_name}' maps to the same file name" in error_lines(result)[0]

@@ -321,6 +321,15 @@ class BaselineStore:
             found[observation.name] = observation
         return found
 
+    def claim(self, names: Iterable[str], recorded: Mapping[str, Observation]) -> None:
+        """Refuse, before anything is measured, two query names for one file: among `names`, or a name
+        whose file holds another query's baseline (a new `_totals` must not be judged as `totals`)."""
+        owners = {file_name(name): name for name in recorded}
+        for name in names:
+            owner = owners.setdefault(file_name(name), name)
+            if owner != name:
+                raise _shared_file(self.path_for(name), owner, name, "query")
+
     def write(self, observation: Observation) -> bool:
         """Write atomically (temp file, fsync, rename); return False when the text is unchanged.
 
