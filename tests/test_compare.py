@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from querywarden.judge import compare
 from querywarden.policy import Policy
 from querywarden.observation import Unmeasured
@@ -89,10 +93,35 @@ def test_less_work_is_improved() -> None:
     assert result.verdict == Verdict.IMPROVED and not result.blocking
 
 
-def test_new_query_blocks_and_names_the_update_command() -> None:
-    result = compare("q", None, observation(), POLICY)
+def test_a_cheap_new_query_is_judged_on_its_cost_and_passes() -> None:
+    result = compare("q", None, observation(median_ms=0.1, calls=20_000), POLICY)
+    assert result.verdict == Verdict.NEW and not result.blocking
+    assert result.reasons == (
+        "new: 0.1 ms and 4 buffers a call; at 20,000 calls/min ≈ 2 s of database time per minute ≈ 0.0333 cores "
+        "of a 16-core database (budget 0.5 cores a query); record it with `querywarden update`",
+    )
+
+
+def test_a_hot_new_query_scanning_a_large_table_blocks_with_its_cost_at_the_call_rate() -> None:
+    accept = replace(POLICY, accept="`querywarden update --accept {name}='why'`")
+    heavy = observation(plan=seq_plan(blocks=11_056), median_ms=313.0, calls=20_000)
+    result = compare("q", None, heavy, accept)
     assert result.verdict == Verdict.NEW and result.blocking
-    assert "querywarden update" in result.reasons[0]
+    assert result.reasons == (
+        "new, and too costly to record: 313 ms and 11,056 buffers a call; at 20,000 calls/min ≈ 6,260 s of database "
+        "time per minute ≈ 104 cores of a 16-core database (budget 0.5 cores a query)",
+        "hot: Seq Scan on time_entries (11,056 buffers, 1 rows)",
+        "fix it, or record it anyway with `querywarden update --accept q='why'`",
+    )
+    # The scan alone blocks a hot query, whatever this machine's clock says: it grows with the data.
+    assert compare("q", None, replace(heavy, timing=observation(median_ms=0.2).timing), accept).blocking
+    # A rare heavy report within the budget is recorded: 2 calls/min of 313 ms is 0.01 cores.
+    assert not compare("q", None, replace(heavy, calls_per_minute=2), accept).blocking
+
+
+def test_any_new_query_over_the_budget_blocks_even_when_rare_and_indexed() -> None:
+    assert compare("q", None, observation(median_ms=50.0, calls=900), POLICY).blocking  # 0.75 cores
+    assert not compare("q", None, observation(median_ms=50.0, calls=500), POLICY).blocking  # 0.42 cores
 
 
 def test_missing_query_blocks_only_when_strict() -> None:
@@ -205,3 +234,24 @@ def test_flagged_on_timing_alone_covers_warns_and_blocks_that_only_the_clock_sho
     assert not flagged_on_timing_alone(compare("q", observation(plan=seq_plan()), observation(plan=index_plan()), POLICY), POLICY)
     assert not flagged_on_timing_alone(compare("q", None, observation(), POLICY), POLICY)
     assert not flagged_on_timing_alone(replace(hot_warn, after=None), POLICY)
+
+
+def test_a_hot_query_whose_row_estimate_is_far_off_is_called_fragile() -> None:
+    misjudged = replace(seq_plan(blocks=4), plan_rows=5, actual_rows=40_000)
+    notes = compare("q", observation(plan=misjudged, calls=20_000), observation(plan=misjudged, calls=20_000), POLICY).reasons
+    assert "fragile plan: Seq Scan on time_entries estimated 5 rows and found 40,000" in notes
+    rare = compare("q", observation(plan=misjudged, calls=10), observation(plan=misjudged, calls=10), POLICY)
+    assert not any(r.startswith("fragile plan") for r in rare.reasons)
+    stopped_early = replace(misjudged, plan_rows=2_163, actual_rows=50)  # under a LIMIT: by design
+    assert not any(r.startswith("fragile") for r in compare("q", observation(plan=stopped_early, calls=20_000), observation(plan=stopped_early, calls=20_000), POLICY).reasons)
+    near = replace(misjudged, plan_rows=5, actual_rows=40)  # off by ×8, and by 35 rows: noise
+    assert not any(r.startswith("fragile") for r in compare("q", observation(plan=near, calls=20_000), observation(plan=near, calls=20_000), POLICY).reasons)
+
+
+def test_the_run_says_the_load_before_and_after_the_change() -> None:
+    # 20,000 calls/min of 0.3 ms is 0.1 cores; a new query of 6 ms at 1,000/min adds 0.1 more.
+    kept = compare("a", observation(median_ms=0.3, calls=20_000), observation(median_ms=0.3, calls=20_000), POLICY)
+    added = compare("b", None, observation("b", median_ms=6.0, calls=1_000), POLICY)
+    run = RunResult((kept, added))
+    assert run.load_cores == pytest.approx((0.1, 0.2))
+    assert run.load_text() == "projected load of the guarded queries at their call rates: 0.1 → 0.2 cores (+0.1 from this change)"

@@ -202,16 +202,19 @@ def test_lifecycle_of_a_guarded_suite(pytester: pytest.Pytester, pg_dsn: str, wo
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            f"querywarden: {HOT} (12,000 calls/min, 101 statements) got slower as a whole and blocks",
+            f"querywarden: {HOT} (12,000 calls/min, 101 statements) got slower and blocks: 1 of 2 statements block",
             "  - the path issues 101 statements instead of 1; #2 ran ×100",
             "  - hot path: 12,000 calls/min (threshold 1,000)",
         ]
     )
+    # The new statement is judged on its own cost too: the loop, at the path's rate, breaks the budget.
     result.stdout.fnmatch_lines(
         [
-            "  new #2 ×100 SELECT name FROM owners WHERE id = %s",
+            "  NEW #2 ×100 SELECT name FROM owners WHERE id = %s",
             "      at app.py:4 in *",
-            "      - new on this path (not in its baseline); if intended, record it with --querywarden-update",
+            "      - new on this path (not in its baseline)",
+            "      - N+1: issued ×100 in one call of the path, at 12,000 calls/min of the path",
+            "      - new, and too costly to record: * at 1,200,000 calls/min ≈ * cores of a 16-core database (budget 0.5 cores a query)",
         ]
     )
 

@@ -89,9 +89,9 @@ def test_a_blocked_guard_fails_the_session_under_xfail(
     result.stdout.fnmatch_lines(
         [
             "*= querywarden =*",
-            f"FAIL {HOT} (12,000 calls/min, 101 statements) got slower as a whole and blocks (see its failure)",
+            f"FAIL {HOT} (12,000 calls/min, 101 statements) got slower and blocks: 1 of 2 statements block (see its failure)",
             # the failure pytest does not show for an expected one is shown here
-            f"querywarden: {HOT} (12,000 calls/min, 101 statements) got slower as a whole and blocks",
+            f"querywarden: {HOT} (12,000 calls/min, 101 statements) got slower and blocks: 1 of 2 statements block",
             "  - the path issues 101 statements instead of 1; #2 ran ×100",
             SWALLOWED,
             "querywarden: BLOCKED: 2 guarded tests (1 fail, 1 *)",

@@ -86,8 +86,9 @@ def test_markdown_headline_when_blocked() -> None:
     lines = text.splitlines()
     assert lines[0] == COMMENT_MARKER
     assert lines[1] == "## ❌ querywarden: merge blocked: 1 of 6 queries blocks"
-    assert lines[3] == (
-        "Estimated extra database time: +4,562 ms per minute (regressed queries at their declared call rates)."
+    assert lines[3].startswith(
+        "Estimated extra database time: +4,562 ms per minute (regressed and new queries at their declared call rates). "
+        "Projected load of the guarded queries at their call rates: "
     )
     assert lines[5] == "1 fail · 1 missing · 1 warn · 1 new · 1 improved · 1 pass"
 

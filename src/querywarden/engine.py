@@ -36,7 +36,7 @@ from .query import Binding, GuardedQuery
 from .sandbox import IN_PLACE_FIX, MeasuringRole, SandboxError, as_role, grant, logged_in, measuring_role
 from .seeding.seed import Seed, ensure_template
 from .timing_stats import TimingComparison
-from .verdict import QueryResult
+from .verdict import QueryResult, Verdict
 
 Progress = Callable[[str], None]
 Probe = Callable[[psycopg.Connection[Any]], "float | None"]
@@ -385,18 +385,37 @@ class Refreshed:
     """What a refresh did with one query's baseline file."""
 
     name: str
-    status: Literal["written", "unchanged", "failed"]
+    status: Literal["written", "unchanged", "failed", "refused"]
     detail: str = ""
 
 
-def refresh(evaluation: Evaluation, store: BaselineStore) -> list[Refreshed]:
+def launders(result: QueryResult) -> bool:
+    """Whether recording this verdict would turn a regression, or a new query over the budget, into the
+    baseline that later checks pass against."""
+    return result.blocking and result.verdict in (Verdict.FAIL, Verdict.NEW)
+
+
+def refresh(evaluation: Evaluation, store: BaselineStore, accepted: Mapping[str, str] | None = None) -> list[Refreshed]:
     """Record the evaluated queries' baselines: rewrite a file only when more than timing changed or its
-    verdict blocks (`judge.keeps`), so timing noise never churns a diff; nothing for an unmeasured one."""
+    verdict blocks (`judge.keeps`), so timing noise never churns a diff; nothing for an unmeasured one.
+
+    A query whose verdict blocks on its cost is refused (recording never launders a regression) unless
+    `accepted` names it with a reason, which the baseline then carries for reviewers to see.
+    """
+    accepted = accepted or {}
     done: list[Refreshed] = []
     for statement, outcome, result in zip(evaluation.statements, evaluation.outcomes, evaluation.results):
         if isinstance(outcome, Unmeasured):
             done.append(Refreshed(outcome.name, "failed", outcome.message))
-        elif keeps(statement.baseline, outcome, blocking=result.blocking) or not store.write(outcome):
+            continue
+        reason = accepted.get(outcome.name)
+        if reason is None and launders(result):
+            done.append(Refreshed(outcome.name, "refused", result.reasons[0] if result.reasons else result.verdict.value))
+            continue
+        if reason is None and statement.baseline is not None and statement.baseline.accepted and not result.blocking:
+            reason = statement.baseline.accepted  # an accepted query stays accepted while it does not regress
+        recorded = replace(outcome, accepted=reason)
+        if keeps(statement.baseline, recorded, blocking=result.blocking) or not store.write(recorded):
             done.append(Refreshed(outcome.name, "unchanged"))
         else:
             done.append(Refreshed(outcome.name, "written", str(store.path_for(outcome.name))))

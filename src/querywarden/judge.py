@@ -9,7 +9,7 @@ exceeds the budget; a slower rare query only warns.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .baseline import observation_to_dict
 from .observation import Observation, Unmeasured
@@ -140,6 +140,79 @@ def weigh(calls: float, extra_ms_per_minute: float, policy: Policy, *, what: str
     return hot or over_budget, reasons
 
 
+@dataclass(frozen=True)
+class Load:
+    """What a query costs production at its call rate: database time and blocks touched per minute."""
+
+    ms_per_call: float
+    buffers_per_call: float
+    calls_per_minute: float
+
+    @property
+    def ms_per_minute(self) -> float:
+        return self.ms_per_call * self.calls_per_minute
+
+    @property
+    def cores(self) -> float:
+        """Busy cores: database seconds per second."""
+        return self.ms_per_minute / 60_000.0
+
+    def describe(self, production_cores: float) -> str:
+        return (
+            f"{_n(self.ms_per_call)} ms and {_n(self.buffers_per_call)} buffers a call; at {_n(self.calls_per_minute)} "
+            f"calls/min ≈ {_n(self.ms_per_minute / 1000)} s of database time per minute ≈ {self.cores:,.3g} cores "
+            f"of a {_n(production_cores)}-core database"
+        )
+
+
+def load_of(observation: Observation) -> Load:
+    return Load(observation.timing.median_ms, observation.buffers.total, observation.calls_per_minute)
+
+
+def big_scans(observation: Observation, policy: Policy) -> list[str]:
+    """Sequential scans of large relations: deterministic evidence of a query that grows with the data."""
+    return [
+        f"Seq Scan on {node.relation} ({_n(node.buffers.total)} buffers, {_n(node.actual_rows * node.actual_loops)} rows)"
+        for _, node in observation.plan.walk()
+        if node.relation and node.node_type == "Seq Scan" and node.buffers.total >= policy.large_relation_blocks
+    ]
+
+
+def fragile_estimates(observation: Observation, factor: float = 10.0, floor: float = 100.0) -> list[str]:
+    """Plan nodes that found `factor` or more times the rows the planner expected (and at least `floor`
+    more): the plan most likely to flip when production's data moves, worth knowing on a hot query.
+    Only underestimates count: a node that stops early (under a LIMIT, an EXISTS) finds fewer rows than
+    estimated by design, and a plan built for more rows than it meets rarely goes wrong."""
+    found = []
+    for _, node in observation.plan.walk():
+        estimated, actual = node.plan_rows, node.actual_rows
+        if actual - estimated >= floor and actual >= factor * max(estimated, 1.0):
+            found.append(f"fragile plan: {node.label} estimated {_n(estimated)} rows and found {_n(actual)}")
+    return found
+
+
+def judge_new(name: str, after: Observation, policy: Policy) -> tuple[bool, list[str]]:
+    """A query with no baseline, judged on its own cost: it blocks when it alone would take more of the
+    production database than a query may (`query_cores_budget`), or when a hot one scans a large
+    relation sequentially (deterministic evidence first: time on a CI machine is not production's).
+    A cheap one is recorded by a refresh and passes."""
+    load = load_of(after)
+    scans = big_scans(after, policy)
+    hot = after.calls_per_minute >= policy.hot_calls_per_minute
+    over = load.cores > policy.query_cores_budget
+    cost = load.describe(policy.production_cores)
+    budget = f"budget {policy.query_cores_budget:g} cores a query"
+    fragile = fragile_estimates(after) if hot else []
+    if over or (hot and scans):
+        why = [f"new, and too costly to record: {cost} ({budget})"]
+        if scans:
+            why.append(("hot: " if hot else "") + "; ".join(scans))
+        why.extend(fragile)
+        why.append(f"fix it, or record it anyway with {policy.accept.format(name=name)}")
+        return True, why
+    return False, [f"new: {cost} ({budget}); record it with {policy.refresh}", *fragile]
+
+
 def _weigh(
     name: str,
     before: Observation,
@@ -200,14 +273,16 @@ def compare(
             source=source,
         )
     if before is None:
+        blocking, reasons = judge_new(name, after, policy)
         return QueryResult(
             name=name,
             verdict=Verdict.NEW,
-            blocking=True,
-            reasons=(f"no baseline yet; review it and record one with {policy.refresh}",),
+            blocking=blocking,
+            reasons=tuple(reasons),
             calls_per_minute=after.calls_per_minute,
             after=after,
             source=source,
+            extra_ms_per_minute=after.timing.median_ms * after.calls_per_minute,
         )
 
     def result(verdict: Verdict, blocking: bool, reasons: list[str]) -> QueryResult:
@@ -236,6 +311,8 @@ def compare(
     slower: list[str] = []
     faster: list[str] = []
     notes: list[str] = [f"environment drift: {d}" for d in drift]
+    if before.accepted:
+        notes.insert(0, f"recorded over the budget, accepted: {before.accepted}")
 
     if after.budget_ms is not None and after.timing.median_ms > after.budget_ms:
         return result(
@@ -300,6 +377,8 @@ def compare(
             notes.append("plan shape changed")
     if after.fingerprint != before.fingerprint:
         notes.append("SQL changed")
+    if after.calls_per_minute >= policy.hot_calls_per_minute:
+        notes.extend(fragile_estimates(after))
 
     if slower:
         weighed = _weigh(name, before, after, slower + notes, policy, source, replay)

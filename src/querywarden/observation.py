@@ -58,6 +58,8 @@ class Observation:
     environment: Mapping[str, str] = field(default_factory=dict)
     budget_ms: float | None = None
     statement_count: int = 1
+    # Why a reviewer let this query be recorded though it broke the budget (None: it did not need to).
+    accepted: str | None = None
 
     @property
     def buffers(self) -> Buffers:

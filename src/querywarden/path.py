@@ -169,22 +169,25 @@ def judge_path(
     replays = replays or {}
     if baseline is not None:
         befores, unpaired = pair(groups, baseline.statements)
+    hot = spec.calls_per_minute >= policy.hot_calls_per_minute
     for group, before, after in zip(groups, befores, measured):
         result = compare(group.name, before, after, policy, group.first.source, replays.get(group.index))
-        if result.verdict == Verdict.ERROR:
-            results.append(result)
-        elif baseline is None:
-            continue  # nothing to compare with: the caller asks for a baseline
-        elif before is None:
-            results.append(
-                replace(
-                    result,
-                    blocking=policy.strict,
-                    reasons=(f"new on this path (not in its baseline); if intended, record it with {policy.refresh}",),
-                )
+        if result.verdict == Verdict.NEW:
+            # New to the path, or a path seen for the first time: judged on its own cost, and an
+            # N+1 loop on its own merits, not only as a rise against a baseline it never had.
+            why = list(result.reasons)
+            blocking = result.blocking or (baseline is not None and policy.strict)
+            loop = before is None and group.executions >= policy.loop_statements and (
+                baseline is None or not any(o.statement_count >= policy.loop_statements for o in baseline.statements)
             )
-        else:
-            results.append(result)
+            if loop:
+                why.insert(0, f"N+1: issued ×{group.executions:,} in one call of the path, at "
+                              f"{_n(spec.calls_per_minute)} calls/min of the path")
+                blocking = blocking or hot
+            if baseline is not None:
+                why.insert(0, "new on this path (not in its baseline)")
+            result = replace(result, blocking=blocking, reasons=tuple(why))
+        results.append(result)
     missing = [
         QueryResult(old.name, Verdict.MISSING, policy.strict, ("no longer issued by this test (the path does less)",), old.calls_per_minute, old)
         for old in unpaired

@@ -79,9 +79,10 @@ _GOVERNED_BY_QUERYWARDEN = frozenset(
 class Policy:
     """Thresholds that turn differences into verdicts, and how the calling shell's users refresh.
 
-    `refresh` and `prune` are the words for "re-record this baseline" and "delete baselines whose
-    query is gone" in the shell that judges (the CLI's commands, the plugin's flag), so verdicts tell
-    each user what to type.
+    `refresh`, `prune` and `accept` are the words for "re-record this baseline", "delete baselines
+    whose query is gone" and "record this costly query anyway, saying why" in the shell that judges
+    (the CLI's commands, the plugin's flags), so verdicts tell each user what to type; `accept` may
+    hold `{name}`.
     """
 
     hot_calls_per_minute: float = 1000.0
@@ -93,10 +94,17 @@ class Policy:
     time_floor_ms: float = 0.5
     stored_time_block_ratio: float = 2.0
     large_relation_blocks: int = 1000
+    # The production database a new query is judged against, and what one query may take of it: a
+    # query that alone keeps half a core busy is a hot spot someone should have looked at.
+    production_cores: float = 16.0
+    query_cores_budget: float = 0.5
+    # A statement issued this often in one call of a path is an N+1 loop, judged on its first sight.
+    loop_statements: int = 10
     strict: bool = False
     refresh: str = "a baseline refresh"
     prune: str = "a baseline prune"
+    accept: str = "an acceptance with its reason"
 
 
 # Policy fields that are not thresholds: set by the shell, never by [tool.querywarden].
-POLICY_WORDING = ("strict", "refresh", "prune")
+POLICY_WORDING = ("strict", "refresh", "prune", "accept")

@@ -59,12 +59,30 @@ class RunResult:
         return any(result.blocking for result in self.queries)
 
     @property
+    def load_cores(self) -> tuple[float, float]:
+        """The database load of the guarded queries at their call rates, as busy cores, with the
+        baselines and with this run's measurements: what production carries before and after the change."""
+
+        def cores(side: Observation | None) -> float:
+            return side.timing.median_ms * side.calls_per_minute / 60_000.0 if side is not None else 0.0
+
+        return sum(cores(r.before) for r in self.queries), sum(cores(r.after) for r in self.queries)
+
+    def load_text(self) -> str:
+        before, after = self.load_cores
+        return (
+            f"projected load of the guarded queries at their call rates: {before:,.3g} → {after:,.3g} cores "
+            f"({after - before:+,.3g} from this change)"
+        )
+
+    @property
     def verdict(self) -> str:
         return "fail" if self.blocked else "pass"
 
     @property
     def extra_ms_per_minute(self) -> float:
-        return sum(r.extra_ms_per_minute or 0.0 for r in self.queries if r.verdict in (Verdict.FAIL, Verdict.WARN))
+        """What this change adds to production's database time: regressions, and new queries whole."""
+        return sum(r.extra_ms_per_minute or 0.0 for r in self.queries if r.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.NEW))
 
     def counts(self) -> dict[str, int]:
         tally = {verdict.value: 0 for verdict in Verdict}

@@ -34,6 +34,7 @@ from .templates import templates
 F = TypeVar("F", bound=Callable[..., Any])
 REFRESH = "`querywarden update`"
 PRUNE = "`querywarden update --prune`"
+ACCEPT = "`querywarden update --accept {name}='why'`"
 
 
 def _progress(message: str) -> None:
@@ -130,12 +131,26 @@ def _measuring_site(dsn: str | None, resolved: Resolved) -> Iterator[CatalogSite
             yield place
 
 
+def _acceptances(given: tuple[str, ...], names: set[str]) -> dict[str, str]:
+    """--accept NAME=REASON pairs; a name not in the catalog or an empty reason is a usage error."""
+    accepted: dict[str, str] = {}
+    for item in given:
+        name, _, reason = item.partition("=")
+        name, reason = name.strip(), reason.strip()
+        if not reason:
+            raise ConfigError(f"--accept {item!r} needs a reason: --accept {name or 'NAME'}='why this cost is fine'")
+        if name not in names:
+            raise ConfigError(f"--accept names {name!r}, which is not a query of the catalog")
+        accepted[name] = reason
+    return accepted
+
+
 def _shown(value: Any) -> str:
     return ", ".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _policy(resolved: Resolved, strict: bool = False) -> Policy:
-    return replace(resolved.policy, strict=strict or resolved.policy.strict, refresh=REFRESH, prune=PRUNE)
+    return replace(resolved.policy, strict=strict or resolved.policy.strict, refresh=REFRESH, prune=PRUNE, accept=ACCEPT)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -189,7 +204,9 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
     """Measure the catalog's queries and compare them with the baselines."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
     queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
-    recorded = BaselineStore(resolved.path("baselines")).load_all()  # a corrupt baseline stops the run before any measuring
+    store = BaselineStore(resolved.path("baselines"))
+    recorded = store.load_all()  # a corrupt baseline stops the run before any measuring
+    store.claim([q.name for q in queries], recorded)
     policy = _policy(resolved, strict)
     refuse_unsafe([Statement(q, "", recorded.get(q.name)) for q in queries])  # before cloning anything
     with _measuring_site(dsn, resolved) as place:
@@ -205,26 +222,37 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
 @main.command(name="update")
 @common_options
 @click.option("--prune", is_flag=True, help="Delete baselines whose query is no longer in the catalog.")
+@click.option("--accept", "acceptances", multiple=True, metavar="NAME=REASON",
+              help="Record query NAME although it regressed or breaks the budget, with the reason a reviewer "
+                   "will read in its baseline (repeatable).")
 def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
                    seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
-                   max_run_s: float | None, in_place: bool | None, prune: bool) -> None:
-    """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched."""
+                   max_run_s: float | None, in_place: bool | None, prune: bool, acceptances: tuple[str, ...]) -> None:
+    """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched.
+
+    A query that regressed, or a new one over the budget, is not recorded (exit 1) unless --accept names it."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
     queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
+    accepted = _acceptances(acceptances, {q.name for q in queries})
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()
+    store.claim([q.name for q in queries], recorded)
     refuse_unsafe([Statement(q, "", recorded.get(q.name)) for q in queries])  # before cloning anything
     with _measuring_site(dsn, resolved) as place:
         evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, _policy(resolved),
                               confirm_warns=False, progress=_progress, deadline=deadline_for(resolved.measure))
-    done = refresh(evaluation, store)
+    done = refresh(evaluation, store, accepted)
     for item in done:
         click.echo(f"{item.status:<10} {item.name}" + (f"  ({item.detail})" if item.detail else ""))
     if prune:
         names = {q.name for q in queries}
         for path in store.remove([name for name in recorded if name not in names]):
             click.echo(f"{'removed':<10} {path.stem}  ({path})")
-    if any(item.status == "failed" for item in done):
+    refused = [item.name for item in done if item.status == "refused"]
+    if refused:
+        click.echo(f"querywarden: not recorded: {', '.join(refused)}; fix them, or record them anyway with "
+                   f"`querywarden update --accept NAME='why'` (the reason goes into the baseline for review)", err=True)
+    if any(item.status in ("failed", "refused") for item in done):
         sys.exit(1)
 
 

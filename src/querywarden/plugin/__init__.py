@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from ..config import DSN_ENV
-from .session import DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
+from .session import ACCEPT_FLAG, DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,6 +100,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Write a self-contained HTML report of the guarded statements to FILE.")
     group.addoption("--querywarden-markdown", dest="querywarden_markdown", default=None, metavar="FILE",
                     help="Write a Markdown report to FILE (also appended to $GITHUB_STEP_SUMMARY when set).")
+    group.addoption(ACCEPT_FLAG, dest="querywarden_accept", action="append", default=[], metavar="TEST=REASON",
+                    help=f"With {UPDATE_FLAG}: record the baseline of TEST (its node id) although its path regressed or "
+                         "breaks the budget, with the reason a reviewer will read in the baseline (repeatable).")
     group.addoption(STRICT_FLAG, dest="querywarden_strict", action="store_true", default=False,
                     help="Also fail on baselines no test used and on statements new to, or gone from, a path.")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..baseline import PathBaselineStore
-from ..engine import Probe, Site, Statement, evaluate
+from ..engine import Probe, Site, Statement, evaluate, launders
 from ..observation import Observation
 from ..path import PathSpec, PathVerdict, Status, group_statements, judge_path, new_baseline, pair, unchanged
 from ..policy import MeasureSettings, Policy
@@ -67,7 +67,11 @@ def statement_lines(verdict: PathVerdict, root: Path | None, *, everything: bool
         if shown > _MAX_SHOWN:
             lines.append(f"  … and more statements (see {UPDATE_FLAG} output or the baseline diff)")
             break
-        label = "" if result is None else (result.verdict.value.upper() if result.blocking else result.verdict.value) + " "
+        first_sight = verdict.statements_before is None and result is not None and result.verdict == Verdict.NEW
+        if result is None or (first_sight and not result.blocking):
+            label = ""  # a path without a baseline: every statement is new, say it only when it blocks
+        else:
+            label = (result.verdict.value.upper() if result.blocking else result.verdict.value) + " "
         count = f" ×{group.executions:,}" if group.executions > 1 else ""
         lines.append(f"  {label}{group.name}{count} {one_line_sql(group.first.sql)}")
         lines.append(f"      at {where(group.first.source, group.first.function, root)}")
@@ -111,6 +115,8 @@ def _what_blocks(verdict: PathVerdict) -> str:
         return "cannot be compared with its baseline"
     if not blocking:
         return "got slower as a whole and blocks"
+    if all(r.verdict == Verdict.NEW for r in blocking) and not verdict.path_blocking:
+        return f"is too costly to record: {len(blocking)} of {len(verdict.results)} statements break the budget"
     return f"got slower and blocks: {len(blocking)} of {len(verdict.results) + len(verdict.missing)} statements block"
 
 
@@ -126,6 +132,14 @@ def no_baseline_message(verdict: PathVerdict, baseline_path: Path, root: Path | 
 def update_failed_message(verdict: PathVerdict, root: Path | None) -> str:
     lines = [f"querywarden: {header(verdict)}: cannot record a baseline, a statement could not be measured"]
     lines.extend(statement_lines(verdict, root, everything=True))
+    return "\n".join(lines)
+
+
+def refused_message(verdict: PathVerdict, root: Path | None, accept: str) -> str:
+    lines = [f"querywarden: {header(verdict)}: not recorded: it {_what_blocks(verdict)}, and recording never launders that"]
+    lines.extend(f"  - {reason}" for reason in verdict.path_reasons)
+    lines.extend(statement_lines(verdict, root, everything=True))
+    lines.append(f"  Fix it, or record it anyway with {accept}")
     return "\n".join(lines)
 
 
@@ -176,8 +190,13 @@ def check_test(
     probe: Probe,
     update: bool,
     root: Path | None,
+    accepted: str | None = None,
 ) -> PathOutcome:
-    """Measure a test's captured statements and compare them with (or record) its baseline."""
+    """Measure a test's captured statements and compare them with (or record) its baseline.
+
+    A refresh refuses a path that regressed or breaks the budget (recording never launders it) unless
+    `accepted` gives the reason, which the baseline then carries."""
+    policy = replace(policy, accept=policy.accept.replace("{name}", spec.test))
     groups, skipped = group_statements(statements)
     baseline = store.load(spec.test)
     befores = pair(groups, baseline.statements)[0] if baseline is not None else [None] * len(groups)
@@ -200,6 +219,14 @@ def check_test(
         if recorded is None:
             message = update_failed_message(verdict, root)
             return PathOutcome(spec.test, "error", True, (f"ERROR {header(verdict)}", *statement_lines(verdict, root)), message, shown_path)
+        if accepted is None and (verdict.path_blocking or any(launders(r) for r in verdict.results)):
+            message = refused_message(verdict, root, policy.accept)
+            return PathOutcome(spec.test, "fail", True, (f"NOT RECORDED {header(verdict)} {_what_blocks(verdict)}",), message, shown_path)
+        if accepted is not None:
+            recorded = replace(recorded, statements=tuple(replace(o, accepted=accepted) for o in recorded.statements))
+        elif baseline is not None and baseline.statements and baseline.statements[0].accepted and not verdict.blocking:
+            kept = baseline.statements[0].accepted  # an accepted path stays accepted while it does not regress
+            recorded = replace(recorded, statements=tuple(replace(o, accepted=kept) for o in recorded.statements))
         if baseline is not None and unchanged(baseline, recorded, verdict):
             return PathOutcome(spec.test, "unchanged", False, (), None, shown_path)
         store.write(recorded)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BASELINES = "baselines/tests"
 UPDATE_FLAG = "--querywarden-update"
+ACCEPT_FLAG = "--querywarden-accept"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,20 @@ class QuerywardenSession:
         from dataclasses import replace
 
         resolved = self.resolved()
-        return replace(resolved.policy, strict=self.strict or resolved.policy.strict, refresh=UPDATE_FLAG, prune=UPDATE_FLAG)
+        return replace(resolved.policy, strict=self.strict or resolved.policy.strict, refresh=UPDATE_FLAG, prune=UPDATE_FLAG,
+                       accept=f"{UPDATE_FLAG} {ACCEPT_FLAG}={{name}}='why'")
+
+    def accepted(self) -> dict[str, str]:
+        """--querywarden-accept TEST=REASON pairs; an empty reason is a usage error."""
+        found: dict[str, str] = {}
+        for item in self.config.getoption("querywarden_accept") or ():
+            text = str(item)
+            split = text.find("=", text.rfind("]") + 1)  # a parametrized node id may hold `=` in its brackets
+            test, reason = (text[:split].strip(), text[split + 1 :].strip()) if split >= 0 else (text.strip(), "")
+            if not test or not reason:
+                raise pytest.UsageError(f"querywarden: {ACCEPT_FLAG} {item!r} needs TEST=REASON (the test's node id and why)")
+            found[test] = reason
+        return found
 
     @property
     def baselines_dir(self) -> Path:
@@ -240,7 +254,7 @@ class QuerywardenSession:
         try:
             return check_test(
                 spec, statements, store, self.site(statements), self.resolved().measure, self.policy(),
-                probe=probe, update=self.update, root=self.root,
+                probe=probe, update=self.update, root=self.root, accepted=self.accepted().get(test),
             )
         except QuerywardenError as exc:
             text = mask_dsn(str(exc))

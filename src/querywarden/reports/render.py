@@ -136,10 +136,12 @@ def _headline_parts(run: RunResult) -> tuple[str, str, str]:
     if extra > 0:
         subtitle = (
             f"Estimated extra database time: +{format_ms(extra)} per minute "
-            "(regressed queries at their declared call rates)."
+            "(regressed and new queries at their declared call rates)."
         )
     else:
         subtitle = "Estimated extra database time: none."
+    load = run.load_text()
+    subtitle += f" {load[0].upper()}{load[1:]}."
     return icon, title, subtitle
 
 
@@ -389,6 +391,10 @@ def render_markdown(run: RunResult, limit: int = MAX_MARKDOWN_CHARS) -> str:
     counts = _counts_text(run)
     if counts:
         head_lines += ["", counts]
+    accepted = [(r.name, r.before.accepted) for r in ordered(run.queries) if r.before is not None and r.before.accepted]
+    if accepted:  # a cost someone accepted stays in sight of every later review
+        head_lines += ["", "Recorded over the budget by acceptance:"]
+        head_lines += [f"- <code>{md_text(name, _MAX_NAME_CHARS)}</code>: {md_text(why, _MAX_REASONS_CHARS)}" for name, why in accepted]
     head = "\n".join(head_lines) + "\n"
     shown = [r for r in ordered(run.queries) if r.verdict is not Verdict.PASS]
     passed = len(run.queries) - len(shown)

@@ -40,4 +40,5 @@ def terminal(run: RunResult) -> str:
         lines.append(f"querywarden: BLOCKED: {blocking} of {len(run.queries)} queries block ({counts})")
     else:
         lines.append(f"querywarden: passed: {len(run.queries)} queries ({counts})")
+    lines.append(f"querywarden: {run.load_text()}")
     return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""New queries judged by what they cost at production rates, and recording that never launders a
+regression: through the CLI on the example, and through the plugin on a path first seen with an N+1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+# Loaded here so the inner in-process sessions find them imported (pytester drops what they import).
+import querywarden.engine  # noqa: F401
+import querywarden.plugin.outcome  # noqa: F401
+from querywarden.cli import main
+
+from conftest import EXAMPLE
+from test_plugin import APP_N_PLUS_ONE, HOT, TESTS, write_project
+
+pytest_plugins = ["pytester"]
+
+HEAVY_HOT = """
+-- name: entries_by_description
+-- calls-per-minute: 20000
+-- params: {"description": "no such entry"}
+SELECT id, started_at FROM time_entries WHERE description = %(description)s;
+"""
+CHEAP_HOT = """
+-- name: entries_of_a_user
+-- calls-per-minute: 20000
+-- params: {"user_id": 42}
+SELECT id, started_at FROM time_entries WHERE user_id = %(user_id)s ORDER BY started_at DESC LIMIT 10;
+"""
+HEAVY_RARE = """
+-- name: description_report
+-- calls-per-minute: 2
+SELECT description, count(*) FROM time_entries GROUP BY description ORDER BY 2 DESC LIMIT 20;
+"""
+
+
+@pytest.fixture(autouse=True)
+def outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def verdicts(results: Path) -> dict[str, tuple[str, bool]]:
+    return {q["name"]: (q["verdict"], q["blocking"]) for q in json.loads(results.read_text())["queries"]}
+
+
+def test_a_new_hot_full_scan_is_blocked_and_refused_until_accepted(example_db: str, tmp_path: Path) -> None:
+    catalog = tmp_path / "new.sql"
+    catalog.write_text(HEAVY_HOT + CHEAP_HOT + HEAVY_RARE, encoding="utf-8")
+    baselines = tmp_path / "baselines"
+    common = ("--catalog", str(catalog), "--baselines", str(baselines), "--dsn", example_db)
+
+    checked = invoke("check", *common, "--json", str(tmp_path / "r.json"))
+    assert checked.exit_code == 1, checked.output
+    assert verdicts(tmp_path / "r.json") == {
+        "entries_by_description": ("new", True),
+        "entries_of_a_user": ("new", False),
+        "description_report": ("new", False),
+    }
+    assert "new, and too costly to record: " in checked.output
+    assert "cores of a 16-core database (budget 0.5 cores a query)" in checked.output
+    assert "hot: Seq Scan on time_entries (" in checked.output
+
+    # Recording refuses the heavy one, names it, and records the others.
+    updated = invoke("update", *common)
+    assert updated.exit_code == 1, updated.output
+    assert "refused    entries_by_description" in updated.output
+    assert "querywarden: not recorded: entries_by_description;" in updated.stderr
+    assert sorted(p.name for p in baselines.iterdir()) == ["description_report.json", "entries_of_a_user.json"]
+
+    # An explicit acceptance records it, with its reason in the file and in the next verdict.
+    reason = "full-text search lands next sprint; reviewed by the DBA"
+    accepted = invoke("update", *common, "--accept", f"entries_by_description={reason}")
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads((baselines / "entries_by_description.json").read_text())["query"]["accepted"] == reason
+    assert "accepted" not in json.loads((baselines / "entries_of_a_user.json").read_text())["query"]
+    again = invoke("check", *common, "--json", str(tmp_path / "again.json"), "--markdown", str(tmp_path / "comment.md"))
+    assert again.exit_code == 0, again.output
+    noted = {q["name"]: q["reasons"] for q in json.loads((tmp_path / "again.json").read_text())["queries"]}
+    assert f"recorded over the budget, accepted: {reason}" in noted["entries_by_description"]
+    assert reason in (tmp_path / "comment.md").read_text()  # the PR comment says it
+
+
+def test_an_acceptance_needs_a_reason_and_a_query_of_the_catalog(tmp_path: Path) -> None:
+    catalog = tmp_path / "q.sql"
+    catalog.write_text("-- name: q\nSELECT 1;\n", encoding="utf-8")
+    for given, said in (("q=", "needs a reason"), ("q", "needs a reason"), ("other=fine", "not a query of the catalog")):
+        result = invoke("update", "--catalog", str(catalog), "--baselines", str(tmp_path / "b"),
+                        "--dsn", "postgresql://postgres@127.0.0.1:1/nowhere", "--accept", given)
+        assert result.exit_code == 2, result.output
+        assert said in result.stderr
+
+
+def test_recording_never_launders_a_regression(example_db: str, tmp_path: Path) -> None:
+    baselines = tmp_path / "baselines"
+    shutil.copytree(EXAMPLE.parent.parent / "baselines" / "timetracker", baselines)
+    catalog = EXAMPLE / "queries.sql"
+    common = ("--catalog", str(catalog), "--baselines", str(baselines), "--dsn", example_db)
+    assert invoke("update", *common).exit_code == 0  # the example's own baselines, at this seed
+    before = (baselines / "running_timer.json").read_text()
+    import psycopg
+
+    with psycopg.connect(example_db, autocommit=True) as conn:
+        conn.execute((EXAMPLE / "changes" / "hot_query_dropped_index.sql").read_text())
+    updated = invoke("update", *common)
+    assert updated.exit_code == 1, updated.output
+    assert "refused    running_timer" in updated.output
+    assert (baselines / "running_timer.json").read_text() == before
+
+
+PLUGIN_RUN = ("-p", "no:randomly")
+
+
+def test_a_path_first_recorded_with_an_n_plus_one_is_refused_until_accepted(pytester: pytest.Pytester, pg_dsn: str) -> None:
+    root = pytester.path
+    write_project(root, pg_dsn)
+    (root / "app.py").write_text(APP_N_PLUS_ONE)
+    (root / "tests" / "test_app.py").write_text(TESTS)
+
+    result = pytester.runpytest("--querywarden-update")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        f"querywarden: {HOT} (12,000 calls/min, 101 statements): not recorded: it is too costly to record: 1 of 2 "
+        "statements break the budget, and recording never launders that",
+        "  NEW #2 ×100 SELECT name FROM owners WHERE id = %s",
+        "      at app.py:4 in <listcomp>",
+        "*N+1: issued ×100 in one call of the path, at 12,000 calls/min of the path",
+        "*new, and too costly to record: * at 1,200,000 calls/min ≈ * cores of a 16-core database (budget 0.5 cores a query)",
+    ])
+    assert not (root / "baselines" / "tests_test_app.py_test_owner_items.json").exists()
+
+    reason = "owners are cached in production; reviewed"
+    result = pytester.runpytest("--querywarden-update", f"--querywarden-accept={HOT}={reason}")
+    assert result.ret == pytest.ExitCode.OK
+    stored = json.loads((root / "baselines" / "tests_test_app.py_test_owner_items.json").read_text())
+    assert {s["accepted"] for s in stored["statements"]} == {reason}
+
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+
+
+def test_a_cheap_path_is_recorded_on_first_sight(pytester: pytest.Pytester, pg_dsn: str) -> None:
+    root = pytester.path
+    write_project(root, pg_dsn)
+    result = pytester.runpytest("--querywarden-update")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["querywarden: passed: 2 guarded tests (2 written)"])
