@@ -304,20 +304,27 @@ class Server:
             except psycopg.Error as exc:
                 raise DatabaseError(f"cannot look up database {dbname!r}: {scrub(_first_line(exc), self.dsn)}") from None
 
-    def create(self, dbname: str, template: str | None = None) -> None:
-        with self.admin() as conn:
-            try:
-                conn.execute(create_statement(dbname, template, conn.info.server_version))
-            except psycopg.errors.ObjectInUse:
-                raise DatabaseError(
-                    f"cannot clone database {template!r}: other sessions are connected to it; "
-                    "close them (querywarden measures on a throwaway copy so it never changes your data)"
-                ) from None
-            except psycopg.Error as exc:
-                raise DatabaseError(
-                    f"cannot create database {dbname!r}: {scrub(_first_line(exc), self.dsn)}; "
-                    "the DSN's user needs CREATEDB"
-                ) from None
+    def create(self, dbname: str, template: str | None = None, *, wait_s: float = 0.0) -> None:
+        """CREATE DATABASE; with `wait_s`, retried that long while another session is briefly on the
+        template (another run cloning the same database, a connection on its way out)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self.admin() as conn:  # not held between tries: on the template, it would stop the others
+                try:
+                    conn.execute(create_statement(dbname, template, conn.info.server_version))
+                    return
+                except psycopg.errors.ObjectInUse:
+                    if time.monotonic() >= deadline:
+                        raise DatabaseError(
+                            f"cannot clone database {template!r}: other sessions are connected to it; "
+                            "close them (querywarden measures on a throwaway copy so it never changes your data)"
+                        ) from None
+                except psycopg.Error as exc:
+                    raise DatabaseError(
+                        f"cannot create database {dbname!r}: {scrub(_first_line(exc), self.dsn)}; "
+                        "the DSN's user needs CREATEDB"
+                    ) from None
+            time.sleep(0.25)
 
     def drop(self, dbname: str) -> None:
         with self.admin() as conn:
@@ -329,10 +336,10 @@ class Server:
                 ) from None
 
     @contextmanager
-    def clone(self, template: str, prefix: str = "qw_run") -> Iterator[str]:
+    def clone(self, template: str, prefix: str = "qw_run", *, wait_s: float = 0.0) -> Iterator[str]:
         """A uniquely named copy of `template` for the duration of the block; yields its DSN."""
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        self.create(name, template=template)
+        self.create(name, template=template, wait_s=wait_s)
         try:
             yield self.dsn_for(name)
         finally:

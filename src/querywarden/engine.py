@@ -194,7 +194,7 @@ def _measure_write(
     first_error: QuerywardenError | None = None
     if source is not None and site.server is not None:
         try:
-            with site.server.clone(source, prefix="qw_write") as dsn, _session(dsn, statement, site, settings, probe) as session:
+            with site.server.clone(source, prefix="qw_write", wait_s=5.0) as dsn, _session(dsn, statement, site, settings, probe) as session:
                 return measure(session.conn, statement.query, settings, session.environment, read_only=read_only, probe_ms=session.probe_ms)
         except QuerywardenError as exc:
             if not site.writes_in_place:
@@ -442,6 +442,14 @@ def database_site(server: Server, dbname: str, seed_fingerprint: str | None = No
     return CatalogSite(Site(server, {dbname: dbname}, extras, role=role), server.dsn_for(dbname))
 
 
+def _maintenance(server: Server) -> Server:
+    """The server administered through its `postgres` database where there is one: an admin session
+    on the DSN's own database would stop every other run from cloning it."""
+    if dbname_of(server.dsn) != "postgres" and server.exists("postgres"):
+        return Server(server.dsn_for("postgres"))
+    return server
+
+
 def data_fingerprint(server: Server, dbname: str) -> str:
     """What data a database holds, for baselines measured without a seed: each table's size on disk in
     half-decades of pages, hashed. An empty copy of the schema (a CI service container with migrations
@@ -465,21 +473,16 @@ def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, 
     Only `in_place` measures on the DSN's own database as the DSN's user, for a server where neither
     a clone nor the role can be had; the shell says the risk when it is enabled.
     """
-    server = Server(dsn)
+    server = _maintenance(Server(dsn))
     if in_place:
         source = dbname_of(dsn)
         extras = {"data": data_fingerprint(server, source)} if seed is None else {"seed": seed.data_fingerprint()}
         yield CatalogSite(Site(server, {source: source}, {source: extras}), dsn)
         return
-    if seed is None:
-        source = dbname_of(dsn)
-        extras = {"data": data_fingerprint(server, source)}
-    else:
-        source = ensure_template(server, seed, progress)
-        extras = {"seed": seed.data_fingerprint()}
+    source = dbname_of(dsn) if seed is None else ensure_template(server, seed, progress)
     with measuring_role(server) as role, ExitStack() as stack:
         try:
-            read_dsn = stack.enter_context(server.clone(source))
+            read_dsn = stack.enter_context(server.clone(source, wait_s=5.0))  # another run may be cloning it too
         except DatabaseError as exc:
             if seed is not None:
                 raise
@@ -487,6 +490,8 @@ def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, 
                 f"{exc}; or give a seed (--seed/--schema) so querywarden builds its own database, {IN_PLACE_FIX}"
             ) from None
         read_name = dbname_of(read_dsn)
+        # Read on the clone: a session on the source, even a brief one, stops another run's clone.
+        extras = {"data": data_fingerprint(server, read_name)} if seed is None else {"seed": seed.data_fingerprint()}
         grant(server, read_name, role)
         stack.enter_context(logged_in(read_dsn, role))  # held, so a prune never takes the clone mid-run
         yield CatalogSite(Site(server, {read_name: source}, {read_name: extras}, role=role), read_dsn)
