@@ -4,7 +4,7 @@
         [--rebuilds 5] [--compare-scale 10] [--seedkit-rows 1000000]
 
 - build: the example seeded at --scale into a fresh database: rows, load time and rows/s, VACUUM
-  ANALYZE time (statistics target 10000), database size.
+  ANALYZE time (at the seed's statistics target, else the server's default), database size.
 - clone: --clones clones of it with STRATEGY FILE_COPY (what querywarden uses) and WAL_LOG, and
   their drop, each timed.
 - --seedkit-rows N: the seedkit helpers on their own: N rows COPYed from a Python generator

@@ -255,3 +255,23 @@ def test_the_run_says_the_load_before_and_after_the_change() -> None:
     run = RunResult((kept, added))
     assert run.load_cores == pytest.approx((0.1, 0.2))
     assert run.load_text() == "projected load of the guarded queries at their call rates: 0.1 → 0.2 cores (+0.1 from this change)"
+
+
+def test_a_cost_that_moved_with_the_same_plan_and_work_is_a_note_not_a_slowdown() -> None:
+    # A rebuilt template analyses a new sample: estimates move, the plan and the blocks do not.
+    before = observation(plan=index_plan(cost=1_446.0), calls=20_000)
+    moved = observation(plan=index_plan(cost=1_900.0), calls=20_000)
+    result = compare("q", before, moved, POLICY)
+    assert (result.verdict, result.blocking) == (Verdict.PASS, False)
+    assert result.reasons == ("cost 1,446 → 1,900 (×1.31) with the same plan and work: estimates moved, not the query",)
+    # With more work, the cost counts as part of the evidence.
+    worse = observation(plan=index_plan(cost=1_900.0, blocks=400), calls=20_000)
+    assert "cost 1,446 → 1,900 (×1.31)" in compare("q", before, worse, POLICY).reasons
+
+
+def test_a_refresh_keeps_a_baseline_whose_estimates_alone_moved() -> None:
+    from querywarden.judge import keeps
+
+    before = observation(plan=index_plan(cost=1_446.0))
+    assert keeps(before, observation(plan=replace(index_plan(cost=1_529.0), plan_rows=126)), blocking=False)
+    assert not keeps(before, observation(plan=index_plan(cost=1_529.0, blocks=40)), blocking=False)  # more work

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from querywarden.database import Server
+from querywarden.database import Server, connect
 from querywarden.errors import ConfigError, DatabaseError
 from querywarden.seeding.seed import BUILD_LOCK_CLASS, Seed, build, drop_template, ensure_template, template_name
 
@@ -175,7 +175,10 @@ def test_ensure_template_builds_once_reuses_and_reports(server: Server, unique_s
         drop_template(server, name)
     assert row == (True,) and building == (0,)
     assert said[0] == f"seeding {name} (scale 1)"
-    assert any(m.startswith("  VACUUM ANALYZE (statistics target 10000) in ") for m in said)
+    with server.admin() as admin:
+        default = admin.execute("SHOW default_statistics_target").fetchone()
+    assert default is not None
+    assert any(m.startswith(f"  VACUUM ANALYZE (statistics target {default[0]}) in ") for m in said)  # the server's own
     assert said[-1].startswith("seeded 1,000 rows in ") and said[-1].endswith("autovacuum off on 6 tables")
     assert again == [f"reusing seeded template {name}"]
     assert not server.exists(name)
@@ -221,3 +224,22 @@ def test_a_build_waits_only_for_a_build_of_the_same_template(server: Server, pg_
         drop_template(server, name_a)
         drop_template(server, name_b)
     assert not any("waiting" in line for line in said_b)
+
+
+def test_a_stated_statistics_target_is_what_the_template_is_analysed_at(server: Server, unique_seed: Seed) -> None:
+    from dataclasses import replace
+
+    stated = replace(unique_seed, statistics_target=37)
+    assert template_name(stated) != template_name(unique_seed)  # another target is another template
+    name = template_name(stated)
+    said: list[str] = []
+    try:
+        ensure_template(server, stated, said.append)
+        with connect(server.dsn_for(name)) as conn:
+            bounds = conn.execute(
+                "SELECT max(array_length(histogram_bounds::text::text[], 1)) FROM pg_stats WHERE schemaname = 'public'"
+            ).fetchone()
+    finally:
+        drop_template(server, name)
+    assert any(m.startswith("  VACUUM ANALYZE (statistics target 37) in ") for m in said)
+    assert bounds == (38,)  # target + 1 histogram bounds (the server default, 100, would give 101)

@@ -1,11 +1,13 @@
-"""Re-seeding and re-analysing gives the same planner inputs: no cost flapping between builds.
+"""Re-seeding and re-analysing gives the same plans and work: no verdict flapping between builds.
 
 The example (scale 0.1) is built five times from scratch (create, load, autovacuum off, VACUUM
-ANALYZE), each into its own database that is dropped after; every query of its catalog, reads and
-then writes (rolled back), is measured on each build in the same order on one connection (the
-runner's clone per write adds seconds of checkpointing and nothing to what this test checks). Plan shape, cost, estimated and actual rows and blocks touched
-must be identical, and comparing each build with the first gives `pass` every time once timing
-(the one input that varies run to run) is taken from the first build.
+ANALYZE at the server's statistics target, as production analyses), each into its own database that
+is dropped after; every query of its catalog, reads and then writes (rolled back), is measured on
+each build in the same order on one connection (the runner's clone per write adds seconds of
+checkpointing and nothing to what this test checks). Plan shape, actual rows and blocks touched must
+be identical; costs and row estimates follow the statistics sample and may move. Comparing each
+build with the first gives `pass` every time once timing (the one input that varies run to run) is
+taken from the first build, with at most a note that estimates moved.
 """
 
 from __future__ import annotations
@@ -34,15 +36,13 @@ def deterministic_part(observation: Observation) -> dict[str, object]:
     plan = observation.plan
     return {
         "signature": plan.signature(),
-        "cost": plan.total_cost,
-        "plan_rows": [node.plan_rows for _, node in plan.walk()],
         "actual_rows": [node.actual_rows for _, node in plan.walk()],
         "buffers": [node.buffers.total for _, node in plan.walk()],
         "environment": dict(observation.environment),
     }
 
 
-def test_five_rebuilds_give_identical_costs_buffers_and_verdicts(server: Server, example_seed: Seed) -> None:
+def test_five_rebuilds_give_identical_plans_buffers_and_verdicts(server: Server, example_seed: Seed) -> None:
     queries = sorted(load_catalogs([EXAMPLE / "queries.sql"]), key=lambda q: identify(q.sql).kind != "read")
     settings = replace(load_config(REPO).measure, min_samples=3, max_samples=3, time_cap_s=0.5)
     builds: list[dict[str, Observation]] = []
@@ -68,4 +68,5 @@ def test_five_rebuilds_give_identical_costs_buffers_and_verdicts(server: Server,
             assert deterministic_part(observation) == deterministic_part(first[name]), f"build {number}: {name}"
             same_timing = replace(observation, timing=first[name].timing)
             result = compare(name, first[name], same_timing, Policy())
-            assert (result.verdict, result.reasons) == (Verdict.PASS, ()), f"build {number}: {name}"
+            assert result.verdict == Verdict.PASS and not result.blocking, f"build {number}: {name}: {result.reasons}"
+            assert all("estimates moved, not the query" in r for r in result.reasons), f"build {number}: {name}: {result.reasons}"

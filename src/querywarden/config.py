@@ -34,7 +34,7 @@ _MEASURE_KEYS = {
     "store-params": "store_params",
     "measure-in-place": "in_place",
 }
-_PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings")
+_PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings", "statistics-target")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Config:
     seed: tuple[str, ...] = ()
     scale: float = 1.0
     default_calls_per_minute: float = 60.0
+    statistics_target: int | None = None  # production's default_statistics_target; None: the server's own
     policy: Policy = field(default_factory=Policy)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     source: str = "defaults"
@@ -128,6 +129,11 @@ def config_from_table(table: Mapping[str, Any], root: Path, origin: str) -> Conf
         config = replace(config, baselines=_coerce(table["baselines"], "", "baselines", origin))
     if "scale" in table:
         config = replace(config, scale=_coerce(table["scale"], 1.0, "scale", origin))
+    if "statistics-target" in table:
+        target = table["statistics-target"]
+        if not isinstance(target, int) or isinstance(target, bool) or not 1 <= target <= 10_000:
+            raise ConfigError(f"{origin}: `statistics-target` must be a whole number from 1 to 10000, not {target!r}")
+        config = replace(config, statistics_target=target)
     if "default-calls-per-minute" in table:
         config = replace(
             config,
@@ -243,7 +249,8 @@ class Resolved:
             return None
         base = data.base if data.value else schema.base
         schema_items = tuple(_rebase(item, schema.base, base) for item in schema.value)
-        return Seed(tuple(data.value), float(self.settings["scale"].value), base, schema_items)
+        return Seed(tuple(data.value), float(self.settings["scale"].value), base, schema_items,
+                    statistics_target=self.project.statistics_target)
 
 
 def resolve(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .baseline import observation_to_dict
 from .observation import Observation, Unmeasured
@@ -341,12 +342,22 @@ def compare(
     if new_spills:
         slower.extend(f"now spills to disk: {spill}" for spill in new_spills)
 
+    # Cost is an estimate: a new statistics sample (a rebuilt template) moves it with the same plan
+    # and the same work. It counts with other evidence of work or a plan of another shape, else it
+    # is a note (seen: ×1.22 between five rebuilds of the example at the default statistics target).
     old_cost, new_cost = before.total_cost, after.total_cost
     cost_text = f"cost {_n(old_cost)} → {_n(new_cost)} ({_ratio(old_cost, new_cost)})"
+    reshaped = before.signature != after.signature
     if new_cost > old_cost * (1 + policy.cost_tolerance):
-        slower.append(cost_text)
+        if slower or reshaped:
+            slower.append(cost_text)
+        else:
+            notes.append(f"{cost_text} with the same plan and work: estimates moved, not the query")
     elif old_cost > new_cost * (1 + policy.cost_tolerance):
-        faster.append(cost_text)
+        if faster or reshaped:
+            faster.append(cost_text)
+        else:
+            notes.append(f"{cost_text} with the same plan and work: estimates moved, not the query")
 
     corroborated = bool(slower)
     slower_time, faster_time = _timing_evidence(before, after, replay, policy, corroborated=corroborated)
@@ -434,7 +445,17 @@ def keeps(before: Observation | None, after: Observation, *, blocking: bool) -> 
     first, second = observation_to_dict(before), observation_to_dict(after)
     first.pop("timing")
     second.pop("timing")
-    return first == second
+    return bool(_without_estimates(first) == _without_estimates(second))
+
+
+def _without_estimates(document: Any) -> Any:
+    """The document without planner estimates (cost, estimated rows), which move with each statistics
+    sample: like timing, they are rewritten only along with a change that matters."""
+    if isinstance(document, dict):
+        return {k: _without_estimates(v) for k, v in document.items() if k not in ("total_cost", "plan_rows")}
+    if isinstance(document, list):
+        return [_without_estimates(item) for item in document]
+    return document
 
 
 def missing(recorded: Mapping[str, Observation], measured: Collection[str], policy: Policy) -> tuple[QueryResult, ...]:
