@@ -68,6 +68,10 @@ def test_a_new_hot_full_scan_is_blocked_and_refused_until_accepted(example_db: s
     assert "new, and too costly to record: " in checked.output
     assert "cores of a 16-core database (budget 0.5 cores a query)" in checked.output
     assert "hot: Seq Scan on time_entries (" in checked.output
+    # Planning and execution apart: a plan that costs more to make than to run is a cost of its own.
+    assert "(EXPLAIN: planning " in checked.output and " ms, execution " in checked.output
+    after = {q["name"]: q["after"] for q in json.loads((tmp_path / "r.json").read_text())["queries"]}
+    assert all(a["planning_ms"] > 0 and a["execution_ms"] > 0 for a in after.values())
 
     # Recording refuses the heavy one, names it, and records the others.
     updated = invoke("update", *common)
@@ -75,6 +79,7 @@ def test_a_new_hot_full_scan_is_blocked_and_refused_until_accepted(example_db: s
     assert "refused    entries_by_description" in updated.output
     assert "querywarden: not recorded: entries_by_description;" in updated.stderr
     assert sorted(p.name for p in baselines.iterdir()) == ["description_report.json", "entries_of_a_user.json"]
+    assert "planning_ms" not in (baselines / "entries_of_a_user.json").read_text()  # volatile: never in a baseline
 
     # An explicit acceptance records it, with its reason in the file and in the next verdict.
     reason = "full-text search lands next sprint; reviewed by the DBA"

@@ -179,3 +179,19 @@ def test_unwritable_target_is_a_results_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ResultsError, match="cannot be written"):
         write_results(sample_run(), blocker / "results.json")
+
+
+def test_the_results_carry_the_load_before_and_after(tmp_path: Path) -> None:
+    import json
+
+    from querywarden.judge import compare
+    from querywarden.policy import Policy
+
+    from factories import observation
+
+    kept = compare("a", observation("a", median_ms=0.3, calls=20_000), observation("a", median_ms=0.3, calls=20_000), Policy())
+    added = compare("b", None, observation("b", median_ms=6.0, calls=1_000), Policy())
+    path = tmp_path / "r.json"
+    write_results(RunResult((kept, added)), path)
+    load = json.loads(path.read_text())["summary"]["load_cores"]
+    assert load == {"after": pytest.approx(0.2), "before": pytest.approx(0.1)}

@@ -84,6 +84,9 @@ def observation_to_dict(observation: Observation, *, include_samples: bool = Fal
     }
     if observation.accepted is not None:  # only where a reviewer accepted a cost: other files do not change
         document["accepted"] = observation.accepted
+    if include_samples:  # results files only: volatile, like the samples
+        document["planning_ms"] = observation.planning_ms
+        document["execution_ms"] = observation.execution_ms
     return document
 
 
@@ -109,7 +112,13 @@ def observation_from_dict(data: Mapping[str, Any]) -> Observation:
         budget_ms=None if budget is None else float(budget),
         statement_count=int(data.get("statement_count", 1)),
         accepted=None if data.get("accepted") is None else str(data["accepted"]),
+        planning_ms=_optional_ms(data.get("planning_ms")),
+        execution_ms=_optional_ms(data.get("execution_ms")),
     ))
+
+
+def _optional_ms(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _measure(value: float, what: str) -> None:

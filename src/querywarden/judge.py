@@ -148,6 +148,8 @@ class Load:
     ms_per_call: float
     buffers_per_call: float
     calls_per_minute: float
+    planning_ms: float | None = None
+    execution_ms: float | None = None
 
     @property
     def ms_per_minute(self) -> float:
@@ -159,15 +161,20 @@ class Load:
         return self.ms_per_minute / 60_000.0
 
     def describe(self, production_cores: float) -> str:
+        planning = (
+            f" (EXPLAIN: planning {_n(self.planning_ms)} ms, execution {_n(self.execution_ms)} ms)"
+            if self.planning_ms is not None and self.execution_ms is not None else ""
+        )
         return (
-            f"{_n(self.ms_per_call)} ms and {_n(self.buffers_per_call)} buffers a call; at {_n(self.calls_per_minute)} "
+            f"{_n(self.ms_per_call)} ms{planning} and {_n(self.buffers_per_call)} buffers a call; at {_n(self.calls_per_minute)} "
             f"calls/min ≈ {_n(self.ms_per_minute / 1000)} s of database time per minute ≈ {self.cores:,.3g} cores "
             f"of a {_n(production_cores)}-core database"
         )
 
 
 def load_of(observation: Observation) -> Load:
-    return Load(observation.timing.median_ms, observation.buffers.total, observation.calls_per_minute)
+    return Load(observation.timing.median_ms, observation.buffers.total, observation.calls_per_minute,
+                observation.planning_ms, observation.execution_ms)
 
 
 def big_scans(observation: Observation, policy: Policy) -> list[str]:

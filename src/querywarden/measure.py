@@ -283,6 +283,7 @@ def measure(
                 _execute(cur, query.sql, params, read_only)
             rows = _execute(cur, explain_sql, params, read_only)
             plan = parse_explain(rows[0][0])
+            planning_ms, execution_ms = _explain_times(rows[0][0])
             if not settings.store_params:
                 plan = redact_plan(plan)
             samples = collect_samples(lambda: _timed(cur, query.sql, params, read_only), settings)
@@ -316,7 +317,20 @@ def measure(
         timing=Timing.from_samples(samples, probe_ms),
         environment=dict(environment),
         budget_ms=query.budget_ms,
+        planning_ms=planning_ms,
+        execution_ms=execution_ms,
     )
+
+
+def _explain_times(document: Any) -> tuple[float | None, float | None]:
+    """EXPLAIN ANALYZE's planning and execution time: a plan that costs more to make than to run is
+    a production cost the total hides."""
+    top = document[0] if isinstance(document, list) and document else document
+    if not isinstance(top, dict):
+        return None, None
+    planning, execution = top.get("Planning Time"), top.get("Execution Time")
+    return (float(planning) if isinstance(planning, (int, float)) else None,
+            float(execution) if isinstance(execution, (int, float)) else None)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -92,6 +92,7 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
             "blocking": sum(1 for result in run.queries if result.blocking),
             "counts": run.counts(),
             "extra_ms_per_minute": run.extra_ms_per_minute,
+            "load_cores": {"after": run.load_cores[1], "before": run.load_cores[0]},  # derived: not read back
             "total": len(run.queries),
         },
         "verdict": run.verdict,
