@@ -275,3 +275,19 @@ def test_a_refresh_keeps_a_baseline_whose_estimates_alone_moved() -> None:
     before = observation(plan=index_plan(cost=1_446.0))
     assert keeps(before, observation(plan=replace(index_plan(cost=1_529.0), plan_rows=126)), blocking=False)
     assert not keeps(before, observation(plan=index_plan(cost=1_529.0, blocks=40)), blocking=False)  # more work
+
+
+def test_small_additions_that_add_up_past_the_change_budget_block_the_change() -> None:
+    from querywarden.judge import CHANGE, change_budget
+
+    # Three new queries of 0.4 cores each: each within the query budget, 1.2 cores together.
+    added = [compare(name, None, observation(name, median_ms=4.0, calls=6_000), POLICY) for name in "abc"]
+    assert not any(r.blocking for r in added)
+    whole = change_budget(added, POLICY)
+    assert whole is not None and whole.name == CHANGE and whole.blocking
+    assert whole.reasons == (
+        "together its regressed and new queries add ≈ 1.2 cores of a 16-core database at their call rates "
+        "(budget 1 core a change)",
+    )
+    assert change_budget(added[:2], POLICY) is None  # 0.8 cores
+    assert change_budget(added, replace(POLICY, change_cores_budget=2.0)) is None

@@ -159,3 +159,36 @@ def test_a_cheap_path_is_recorded_on_first_sight(pytester: pytest.Pytester, pg_d
     result = pytester.runpytest("--querywarden-update")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.fnmatch_lines(["querywarden: passed: 2 guarded tests (2 written)"])
+
+
+def test_small_slowdowns_that_add_up_past_the_change_budget_fail_the_session(pytester: pytest.Pytester, pg_dsn: str) -> None:
+    from test_plugin import SCHEMA
+
+    root = pytester.path
+    write_project(root, pg_dsn)
+    assert pytester.runpytest("--querywarden-update").ret == pytest.ExitCode.OK
+    # The rare report loses its index: it only warns on its own (6 calls/min) ...
+    (root / "schema.sql").write_text(SCHEMA.replace("CREATE INDEX items_category_idx ON items (category);\n", ""))
+    assert pytester.runpytest().ret == pytest.ExitCode.OK
+    # ... but a change may add only so much load, all of it together.
+    (root / "pyproject.toml").write_text("[tool.querywarden]\nchange-cores-budget = 0.000001\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "querywarden: this change blocks: together its regressed and new statements add ≈ * cores of a 16-core "
+        "database at their call rates (budget 1e-06 cores a change)",
+        "querywarden: BLOCKED: 2 guarded tests (*)",
+    ])
+
+
+def test_new_queries_that_pass_alone_but_add_up_past_the_change_budget_block(example_db: str, tmp_path: Path) -> None:
+    catalog = tmp_path / "new.sql"
+    catalog.write_text(CHEAP_HOT + HEAVY_RARE, encoding="utf-8")
+    common = ("--catalog", str(catalog), "--baselines", str(tmp_path / "baselines"), "--dsn", example_db)
+    assert invoke("check", *common).exit_code == 0
+    (tmp_path / "pyproject.toml").write_text("[tool.querywarden]\nchange-cores-budget = 0.001\n")
+    result = invoke("check", *common)
+    assert result.exit_code == 1, result.output
+    assert "FAIL                   (this change)" in result.output
+    assert "together its regressed and new queries add ≈ " in result.output
+    assert "(budget 0.001 cores a change)" in result.output

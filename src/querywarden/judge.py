@@ -17,7 +17,7 @@ from .observation import Observation, Unmeasured
 from .policy import Policy
 from .query import SourceLocation
 from .timing_stats import TimingComparison, calibrated_ratio, extra_db_time, noise_threshold
-from .verdict import QueryResult, Verdict
+from .verdict import QueryResult, RunResult, Verdict
 
 _INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan")
 # Differences in these mean costs and block counts are not comparable at all.
@@ -463,6 +463,30 @@ def _without_estimates(document: Any) -> Any:
     if isinstance(document, list):
         return [_without_estimates(item) for item in document]
     return document
+
+
+CHANGE = "(this change)"
+
+
+def change_budget(results: Sequence[QueryResult], policy: Policy, what: str = "queries") -> QueryResult | None:
+    """A blocking result when the change as a whole adds more load than `change_cores_budget`: each
+    regression's extra database time and each new query's whole load, at their call rates (queries
+    judged unchanged add nothing, so timing noise on them cannot add up to a block). Only said when
+    nothing blocks on its own: then it is the small additions that add up."""
+    added = RunResult(tuple(results)).extra_ms_per_minute / 60_000.0
+    if added <= policy.change_cores_budget or any(r.blocking for r in results):
+        return None
+    return QueryResult(
+        name=CHANGE,
+        verdict=Verdict.FAIL,
+        blocking=True,
+        reasons=(
+            f"together its regressed and new {what} add ≈ {added:,.3g} cores of a {_n(policy.production_cores)}-core "
+            f"database at their call rates (budget {policy.change_cores_budget:g} core{'' if policy.change_cores_budget == 1 else 's'} a change)",
+        ),
+        calls_per_minute=0.0,
+        extra_ms_per_minute=None,
+    )
 
 
 def missing(recorded: Mapping[str, Observation], measured: Collection[str], policy: Policy) -> tuple[QueryResult, ...]:

@@ -98,6 +98,8 @@ class Policy:
     # query that alone keeps half a core busy is a hot spot someone should have looked at.
     production_cores: float = 16.0
     query_cores_budget: float = 0.5
+    # What one change may add to production, all its regressions and new queries together.
+    change_cores_budget: float = 1.0
     # A statement issued this often in one call of a path is an N+1 loop, judged on its first sight.
     loop_statements: int = 10
     strict: bool = False

@@ -21,7 +21,7 @@ from ..config import Resolved, Setting, dsn_setting, environment_layer, resolve
 from ..database import mask_dsn
 from ..engine import CatalogSite, Statement, deadline_for, evaluate, open_catalog_site, refresh, refuse_unsafe
 from ..errors import ConfigError, QuerywardenError
-from ..judge import missing
+from ..judge import change_budget, missing
 from ..policy import Policy
 from ..reports import write_reports
 from ..reports.terminal import terminal
@@ -212,7 +212,9 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
     with _measuring_site(dsn, resolved) as place:
         evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, policy,
                               progress=_progress, deadline=deadline_for(resolved.measure))
-    run = RunResult(evaluation.results + missing(recorded, {q.name for q in queries}, policy))
+    judged = evaluation.results + missing(recorded, {q.name for q in queries}, policy)
+    whole = change_budget(judged, policy)
+    run = RunResult(judged + ((whole,) if whole is not None else ()))
     click.echo(terminal(run))
     write_reports(run, json_path, html_path, markdown_path)
     if run.blocked and not no_fail:

@@ -477,9 +477,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except QuerywardenError as exc:
         state.unreadable.append(str(exc))
         state.failed = True
+    if not state.update:
+        state.change = _change_budget(state)
+        state.failed = state.failed or state.change is not None
     # A block fails the session even when its test's failure was taken as expected (xfail).
     if (state.failed or _blocked(state)) and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _change_budget(state: QuerywardenSession) -> str | None:
+    """Why the guarded paths together add more load than one change may, when nothing blocks alone."""
+    from ..judge import change_budget
+    from ..reports.results import query_from_dict
+
+    latest = {outcome["test"]: outcome for outcome in state.outcomes}
+    results = [query_from_dict(result) for outcome in latest.values() for result in outcome.get("results", ())]
+    whole = change_budget(results, state.policy(), what="statements") if results and not _blocked(state) else None
+    return whole.reasons[0] if whole is not None else None
 
 
 def _write_reports(config: pytest.Config, outcomes: Sequence[dict[str, Any]]) -> None:
@@ -526,6 +540,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         else:
             why = f"was reported {reported}, but its guard blocked: a blocked query never passes"
         write(f"querywarden: test {outcome['test']} {why}", red=True, bold=True)
+    if state.change is not None:
+        write(f"querywarden: this change blocks: {state.change}", red=True, bold=True)
     order = ("fail", "error", "no-baseline", "warn", "improved", "pass", "written", "unchanged")
     counts = ", ".join(f"{tally[status]} {status}" for status in order if tally.get(status))
     blocked = sum(1 for o in state.outcomes if o["blocking"])

@@ -75,6 +75,7 @@ class QuerywardenSession:
         self.removed: list[str] = []
         self.unreadable: list[str] = []
         self.failed = False
+        self.change: str | None = None  # why the guarded paths together break the change budget
 
     # settings and the server, resolved on first use
 
