@@ -192,7 +192,6 @@ class QuerywardenSession:
     def site(self, statements: Sequence[CapturedStatement]) -> Site:
         """Reads on each test's clone; its writes on a fresh clone of the template, else on the clone itself;
         all as a restricted role made on the server the statements ran on (unless measuring in place)."""
-        from ..database import Server
         from ..engine import Site
 
         server = self._server
