@@ -192,3 +192,34 @@ def test_new_queries_that_pass_alone_but_add_up_past_the_change_budget_block(exa
     assert "FAIL                   (this change)" in result.output
     assert "together its regressed and new queries add ≈ " in result.output
     assert "(budget 0.001 cores a change)" in result.output
+
+
+APP_FULL_SCAN = '''\
+def owner_items(conn, owner_id):
+    return conn.execute("SELECT id, title FROM items WHERE title = %s", (f"item {owner_id}",)).fetchall()
+
+
+def category_report(conn, category):
+    return conn.execute("SELECT category, count(*) FROM items GROUP BY category ORDER BY 2 DESC LIMIT 5").fetchall()
+'''
+
+TESTS_FULL_SCAN = TESTS.replace("assert len(rows) == 100", "assert len(rows) == 1")
+
+
+def test_a_new_hot_path_scanning_a_large_table_is_refused_and_a_rare_heavy_one_recorded(
+    pytester: pytest.Pytester, pg_dsn: str
+) -> None:
+    root = pytester.path
+    write_project(root, pg_dsn)
+    (root / "app.py").write_text(APP_FULL_SCAN)
+    (root / "tests" / "test_app.py").write_text(TESTS_FULL_SCAN)
+    result = pytester.runpytest("--querywarden-update")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        f"querywarden: {HOT} (12,000 calls/min, 1 statement): not recorded: *",
+        "      - new, and too costly to record: * at 12,000 calls/min ≈ * cores of a 16-core database (budget 0.5 cores a query)",
+        "      - hot: Seq Scan on items (* buffers, * rows)",
+    ])
+    assert not (root / "baselines" / "tests_test_app.py_test_owner_items.json").exists()
+    assert (root / "baselines" / "tests_test_app.py_test_category_report.json").exists()  # rare and heavy: recorded
