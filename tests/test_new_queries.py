@@ -1,14 +1,19 @@
 """New queries judged by what they cost at production rates, and recording that never launders a
-regression: through the CLI on the example, and through the plugin on a path first seen with an N+1."""
+regression: through the CLI on the example and on pgbench's schema, and through the plugin on paths
+seen for the first time (an N+1, a full scan)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from psycopg.conninfo import conninfo_to_dict
 
 # Loaded here so the inner in-process sessions find them imported (pytester drops what they import).
 import querywarden.engine  # noqa: F401
@@ -20,23 +25,53 @@ from test_plugin import APP_N_PLUS_ONE, HOT, TESTS, write_project
 
 pytest_plugins = ["pytester"]
 
-HEAVY_HOT = """
+@dataclass(frozen=True)
+class Scenario:
+    """Three new queries on one database: a hot unindexed lookup (blocks), a hot indexed one and a
+    rare full aggregate (both pass), with the table the heavy one scans."""
+
+    database: str  # the fixture that provides it
+    heavy: str
+    cheap: str
+    rare: str
+    table: str
+    catalog: str
+
+
+SCENARIOS = [
+    Scenario("example_db", "entries_by_description", "entries_of_a_user", "description_report", "time_entries", """
 -- name: entries_by_description
 -- calls-per-minute: 20000
 -- params: {"description": "no such entry"}
 SELECT id, started_at FROM time_entries WHERE description = %(description)s;
-"""
-CHEAP_HOT = """
+
 -- name: entries_of_a_user
 -- calls-per-minute: 20000
 -- params: {"user_id": 42}
 SELECT id, started_at FROM time_entries WHERE user_id = %(user_id)s ORDER BY started_at DESC LIMIT 10;
-"""
-HEAVY_RARE = """
+
 -- name: description_report
 -- calls-per-minute: 2
 SELECT description, count(*) FROM time_entries GROUP BY description ORDER BY 2 DESC LIMIT 20;
-"""
+"""),
+    # A schema querywarden did not seed: pgbench's, where pgbench_accounts (100,000 rows, ~1,640 blocks)
+    # is over the large-relation threshold.
+    Scenario("pgbench_db", "accounts_by_balance", "balance_of_an_account", "balance_per_branch", "pgbench_accounts", """
+-- name: accounts_by_balance
+-- calls-per-minute: 20000
+-- params: {"b": 12345}
+SELECT aid, abalance FROM pgbench_accounts WHERE abalance = %(b)s;
+
+-- name: balance_of_an_account
+-- calls-per-minute: 20000
+-- params: {"aid": 4242}
+SELECT abalance FROM pgbench_accounts WHERE aid = %(aid)s;
+
+-- name: balance_per_branch
+-- calls-per-minute: 2
+SELECT bid, sum(abalance) FROM pgbench_accounts GROUP BY bid;
+"""),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -52,22 +87,59 @@ def verdicts(results: Path) -> dict[str, tuple[str, bool]]:
     return {q["name"]: (q["verdict"], q["blocking"]) for q in json.loads(results.read_text())["queries"]}
 
 
-def test_a_new_hot_full_scan_is_blocked_and_refused_until_accepted(example_db: str, tmp_path: Path) -> None:
+def find_pgbench() -> str:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    tried = ["pgbench on PATH"]
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        for candidate in (Path(bindir) / "pgbench", Path("/usr/lib/postgresql") / Path(bindir).parent.name / "bin" / "pgbench"):
+            if candidate.is_file():
+                return str(candidate)
+            tried.append(str(candidate))
+    pytest.fail(f"this test needs pgbench (tried {', '.join(tried)}); install postgresql-contrib or "
+                "the PostgreSQL server binaries", pytrace=False)
+
+
+@pytest.fixture
+def pgbench_db(scratch_db: str) -> str:
+    """A scratch database initialised by `pgbench -i -s 1 -q` and analysed."""
+    params = conninfo_to_dict(scratch_db)
+    command = [find_pgbench(), "-i", "-s", "1", "-q"]
+    for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user")):
+        if params.get(key):
+            command += [flag, str(params[key])]
+    command.append(str(params["dbname"]))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}"
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        (rows,) = conn.execute("SELECT count(*) FROM pgbench_accounts").fetchone()
+        (blocks,) = conn.execute("SELECT pg_relation_size('pgbench_accounts') / current_setting('block_size')::int").fetchone()
+    assert rows == 100_000
+    assert blocks > 1_000, f"pgbench_accounts has {blocks} blocks, under the large-relation threshold"
+    return scratch_db
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=["example", "pgbench"])
+def test_a_new_hot_full_scan_is_blocked_and_refused_until_accepted(
+    request: pytest.FixtureRequest, scenario: Scenario, tmp_path: Path
+) -> None:
+    dsn = request.getfixturevalue(scenario.database)
     catalog = tmp_path / "new.sql"
-    catalog.write_text(HEAVY_HOT + CHEAP_HOT + HEAVY_RARE, encoding="utf-8")
+    catalog.write_text(scenario.catalog, encoding="utf-8")
     baselines = tmp_path / "baselines"
-    common = ("--catalog", str(catalog), "--baselines", str(baselines), "--dsn", example_db)
+    common = ("--catalog", str(catalog), "--baselines", str(baselines), "--dsn", dsn)
+    heavy, cheap, rare = scenario.heavy, scenario.cheap, scenario.rare
 
     checked = invoke("check", *common, "--json", str(tmp_path / "r.json"))
     assert checked.exit_code == 1, checked.output
-    assert verdicts(tmp_path / "r.json") == {
-        "entries_by_description": ("new", True),
-        "entries_of_a_user": ("new", False),
-        "description_report": ("new", False),
-    }
+    assert verdicts(tmp_path / "r.json") == {heavy: ("new", True), cheap: ("new", False), rare: ("new", False)}
     assert "new, and too costly to record: " in checked.output
     assert "cores of a 16-core database (budget 0.5 cores a query)" in checked.output
-    assert "hot: Seq Scan on time_entries (" in checked.output
+    assert f"hot: Seq Scan on {scenario.table} (" in checked.output
     # Planning and execution apart: a plan that costs more to make than to run is a cost of its own.
     assert "(EXPLAIN: planning " in checked.output and " ms, execution " in checked.output
     after = {q["name"]: q["after"] for q in json.loads((tmp_path / "r.json").read_text())["queries"]}
@@ -76,21 +148,21 @@ def test_a_new_hot_full_scan_is_blocked_and_refused_until_accepted(example_db: s
     # Recording refuses the heavy one, names it, and records the others.
     updated = invoke("update", *common)
     assert updated.exit_code == 1, updated.output
-    assert "refused    entries_by_description" in updated.output
-    assert "querywarden: not recorded: entries_by_description;" in updated.stderr
-    assert sorted(p.name for p in baselines.iterdir()) == ["description_report.json", "entries_of_a_user.json"]
-    assert "planning_ms" not in (baselines / "entries_of_a_user.json").read_text()  # volatile: never in a baseline
+    assert f"refused    {heavy}" in updated.output
+    assert f"querywarden: not recorded: {heavy};" in updated.stderr
+    assert sorted(p.name for p in baselines.iterdir()) == sorted([f"{cheap}.json", f"{rare}.json"])
+    assert "planning_ms" not in (baselines / f"{cheap}.json").read_text()  # volatile: never in a baseline
 
     # An explicit acceptance records it, with its reason in the file and in the next verdict.
-    reason = "full-text search lands next sprint; reviewed by the DBA"
-    accepted = invoke("update", *common, "--accept", f"entries_by_description={reason}")
+    reason = "an index lands next sprint; reviewed by the DBA"
+    accepted = invoke("update", *common, "--accept", f"{heavy}={reason}")
     assert accepted.exit_code == 0, accepted.output
-    assert json.loads((baselines / "entries_by_description.json").read_text())["query"]["accepted"] == reason
-    assert "accepted" not in json.loads((baselines / "entries_of_a_user.json").read_text())["query"]
+    assert json.loads((baselines / f"{heavy}.json").read_text())["query"]["accepted"] == reason
+    assert "accepted" not in json.loads((baselines / f"{cheap}.json").read_text())["query"]
     again = invoke("check", *common, "--json", str(tmp_path / "again.json"), "--markdown", str(tmp_path / "comment.md"))
     assert again.exit_code == 0, again.output
     noted = {q["name"]: q["reasons"] for q in json.loads((tmp_path / "again.json").read_text())["queries"]}
-    assert f"recorded over the budget, accepted: {reason}" in noted["entries_by_description"]
+    assert f"recorded over the budget, accepted: {reason}" in noted[heavy]
     assert reason in (tmp_path / "comment.md").read_text()  # the PR comment says it
 
 
@@ -111,8 +183,6 @@ def test_recording_never_launders_a_regression(example_db: str, tmp_path: Path) 
     common = ("--catalog", str(catalog), "--baselines", str(baselines), "--dsn", example_db)
     assert invoke("update", *common).exit_code == 0  # the example's own baselines, at this seed
     before = (baselines / "running_timer.json").read_text()
-    import psycopg
-
     with psycopg.connect(example_db, autocommit=True) as conn:
         conn.execute((EXAMPLE / "changes" / "hot_query_dropped_index.sql").read_text())
     updated = invoke("update", *common)
@@ -183,7 +253,8 @@ def test_small_slowdowns_that_add_up_past_the_change_budget_fail_the_session(pyt
 
 def test_new_queries_that_pass_alone_but_add_up_past_the_change_budget_block(example_db: str, tmp_path: Path) -> None:
     catalog = tmp_path / "new.sql"
-    catalog.write_text(CHEAP_HOT + HEAVY_RARE, encoding="utf-8")
+    cheap_and_rare = SCENARIOS[0].catalog.split("-- name: entries_of_a_user")[1]
+    catalog.write_text("-- name: entries_of_a_user" + cheap_and_rare, encoding="utf-8")
     common = ("--catalog", str(catalog), "--baselines", str(tmp_path / "baselines"), "--dsn", example_db)
     assert invoke("check", *common).exit_code == 0
     (tmp_path / "pyproject.toml").write_text("[tool.querywarden]\nchange-cores-budget = 0.001\n")
