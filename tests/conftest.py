@@ -6,7 +6,9 @@ nothing. Point them at another server with QUERYWARDEN_TEST_DSN.
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,3 +78,32 @@ def example_db(server: Server, example_template: str) -> Iterator[str]:
     """A private clone of the seeded example that a test may change (drop an index, add rows)."""
     with server.clone(example_template, prefix="qw_test") as dsn:
         yield dsn
+
+
+@contextmanager
+def tmpfs(where: Path, size: str = "64k") -> Iterator[Path]:
+    """A tiny tmpfs of our own: real ENOSPC and EROFS (root ignores permission bits, so chmod cannot).
+
+    It fails, never skips, where it cannot be mounted: a skipped full-disk test asserts nothing.
+    """
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"these tests mount a tmpfs to fill a real disk and need root (mount said: "
+                    f"{mounted.stderr.strip()}); run them as root or in a container that may mount", pytrace=False)
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def fill(directory: Path) -> None:
+    """Write into `directory` until its file system is full."""
+    with open(directory / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC

@@ -9,8 +9,6 @@ import resource
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from querywarden.judge import compare
 from querywarden.policy import Policy
 from querywarden.verdict import Verdict
 
+from conftest import fill, tmpfs
 from factories import observation, seq_plan
 
 
@@ -380,36 +379,12 @@ def test_a_refused_write_is_one_line_and_leaves_the_old_file_whole(
     assert [p.name for p in tmp_path.iterdir()] == ["running_timer.json"]  # no temp file left
 
 
-@contextmanager
-def tmpfs(where: Path, size: str = "64k") -> Iterator[Path]:
-    """A tiny tmpfs of our own: real ENOSPC and EROFS (root ignores permission bits, so chmod cannot)."""
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the monkeypatched tests cover the logic")
-    try:
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], check=True)
-
-
-def _fill(directory: Path) -> None:
-    with open(directory / "filler", "wb", buffering=0) as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-
-
 def test_a_full_disk_leaves_the_old_baseline_whole_and_no_temp_file(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk") as disk:
         store = BaselineStore(disk / "baselines")
         store.write(observation())
         kept = store.path_for("running_timer").read_text()
-        _fill(disk)
+        fill(disk)
         with pytest.raises(BaselineError, match=r"cannot be written \(No space left on device\); free space"):
             store.write(observation(median_ms=9.0, plan=seq_plan()))
         assert store.path_for("running_timer").read_text() == kept
@@ -437,7 +412,7 @@ def test_update_on_a_full_disk_exits_2_in_one_line(scratch_db: str, tmp_path: Pa
     catalog.write_text("-- name: one\nSELECT 1;\n")
     with tmpfs(tmp_path / "disk") as disk:
         (disk / "baselines").mkdir()
-        _fill(disk)
+        fill(disk)
         result = CliRunner().invoke(main, ["update", "--catalog", str(catalog), "--baselines", str(disk / "baselines"), "--dsn", scratch_db])
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output

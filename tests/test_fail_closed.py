@@ -3,7 +3,6 @@ leaves a half-written file, or leaves a copy of the data behind."""
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import stat
@@ -11,13 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from conftest import fill, tmpfs
 from report_samples import sample_run
 
 from querywarden.cli import main
@@ -87,26 +85,9 @@ def test_reports_are_written_with_the_usual_mode(tmp_path: Path, results_file: P
     assert stat.S_IMODE((tmp_path / "r.html").stat().st_mode) == 0o644
 
 
-@contextmanager
-def full_disk(where: Path) -> Iterator[Path]:
-    """A tiny tmpfs of our own, filled to the last block (root ignores permission bits, so chmod cannot
-    make a write fail)."""
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(where)], check=True)
-    try:
-        with open(where / "filler", "wb", buffering=0) as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 4096)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
-
-
 def test_a_report_on_a_full_disk_leaves_no_empty_file(tmp_path: Path, results_file: Path) -> None:
-    with full_disk(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk") as disk:
+        fill(disk)
         result = invoke("report", "--from", str(results_file), "--format", "html", "-o", str(disk / "r.html"))
         assert result.exit_code == 2, result.output
         assert len(error_lines(result)) == 1 and "r.html" in error_lines(result)[0], result.output
