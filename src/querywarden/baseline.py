@@ -345,16 +345,8 @@ class BaselineStore:
         A file that holds another query's baseline (a name that maps to the same file) is an error,
         never overwritten.
         """
-        path = self.path_for(observation.name)
-        text = baseline_text(observation)
-        existing = _read_if_exists(path, _QUERY_HINT)
-        if existing == text:
-            return False
-        owner = None if existing is None else _stored_name(existing, "query", "name")
-        if owner is not None and owner != observation.name:
-            raise _shared_file(path, owner, observation.name, "query")
-        _replace_file(self.directory, path, text)
-        return True
+        return _write_owned(self.directory, self.path_for(observation.name), baseline_text(observation),
+                            observation.name, "query", _QUERY_HINT, ("query", "name"))
 
     def remove(self, names: Iterable[str]) -> list[Path]:
         """Delete the baselines of `names`; a file holding another query's baseline is an error, kept."""
@@ -624,16 +616,8 @@ class PathBaselineStore:
         A file that holds another test's baseline (an id that maps to the same file) is an error,
         never overwritten.
         """
-        path = self.path_for(baseline.test)
-        text = path_baseline_text(baseline)
-        existing = _read_if_exists(path, _TEST_HINT)
-        if existing == text:
-            return False
-        owner = None if existing is None else _stored_name(existing, "test")
-        if owner is not None and owner != baseline.test:
-            raise _shared_file(path, owner, baseline.test, "test")
-        _replace_file(self.directory, path, text)
-        return True
+        return _write_owned(self.directory, self.path_for(baseline.test), path_baseline_text(baseline),
+                            baseline.test, "test", _TEST_HINT, ("test",))
 
     def remove(self, path: Path) -> bool:
         try:
@@ -643,6 +627,19 @@ class PathBaselineStore:
         except OSError as exc:
             raise _unwritable(path, self.directory, exc) from None
         return True
+
+
+def _write_owned(directory: Path, path: Path, text: str, name: str, what: str, hint: str, name_keys: tuple[str, ...]) -> bool:
+    """Write `text` for `name` unless unchanged (False); a file that holds another name's baseline is
+    an error, never overwritten."""
+    existing = _read_if_exists(path, hint)
+    if existing == text:
+        return False
+    owner = None if existing is None else _stored_name(existing, *name_keys)
+    if owner is not None and owner != name:
+        raise _shared_file(path, owner, name, what)
+    _replace_file(directory, path, text)
+    return True
 
 
 def _unwritable(target: Path, directory: Path, exc: OSError) -> BaselineError:

@@ -51,6 +51,14 @@ def relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _server_key(dsn: str) -> tuple[str, str]:
+    """Which server a DSN reaches (host and port), whatever database it names."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    where = conninfo_to_dict(dsn)
+    return str(where.get("host") or ""), str(where.get("port") or "")
+
+
 class QuerywardenSession:
     """Everything the plugin keeps for one pytest process: settings, server, template, outcomes."""
 
@@ -215,12 +223,9 @@ class QuerywardenSession:
     def _own_server(self, dsn: str) -> Server:
         """The server of a test's own connection, administered through its `postgres` database: the
         test's database (a pytest-postgresql or Django one) is gone by the time the role is dropped."""
-        from psycopg.conninfo import conninfo_to_dict
-
         from ..database import Server
 
-        where = conninfo_to_dict(dsn)
-        key = (str(where.get("host") or ""), str(where.get("port") or ""))
+        key = _server_key(dsn)
         if key not in self._own_servers:
             on_test_database = Server(dsn)
             self._own_servers[key] = (
@@ -230,12 +235,9 @@ class QuerywardenSession:
 
     def role(self, server: Server) -> MeasuringRole:
         """The restricted role this process measures as on `server`, made on first use, dropped at the end."""
-        from psycopg.conninfo import conninfo_to_dict
-
         from ..sandbox import measuring_role
 
-        where = conninfo_to_dict(server.dsn)
-        key = (str(where.get("host") or ""), str(where.get("port") or ""))
+        key = _server_key(server.dsn)
         if key not in self._roles:
             keep_on = "postgres" if server.exists("postgres") else None  # held as the role, seen by a prune
             self._roles[key] = self._stack.enter_context(measuring_role(server, keep_on))
