@@ -395,6 +395,14 @@ def launders(result: QueryResult) -> bool:
     return result.blocking and result.verdict in (Verdict.FAIL, Verdict.NEW)
 
 
+def acceptance(given: str | None, previous: Observation | None, blocking: bool) -> str | None:
+    """The reason a recorded baseline carries: the one given now, else the one it had, kept while the
+    query does not regress (an accepted cost stays in sight of every later review)."""
+    if given is not None:
+        return given
+    return previous.accepted if previous is not None and not blocking else None
+
+
 def refresh(evaluation: Evaluation, store: BaselineStore, accepted: Mapping[str, str] | None = None) -> list[Refreshed]:
     """Record the evaluated queries' baselines: rewrite a file only when more than timing changed or its
     verdict blocks (`judge.keeps`), so timing noise never churns a diff; nothing for an unmeasured one.
@@ -412,9 +420,7 @@ def refresh(evaluation: Evaluation, store: BaselineStore, accepted: Mapping[str,
         if reason is None and launders(result):
             done.append(Refreshed(outcome.name, "refused", result.reasons[0] if result.reasons else result.verdict.value))
             continue
-        if reason is None and statement.baseline is not None and statement.baseline.accepted and not result.blocking:
-            reason = statement.baseline.accepted  # an accepted query stays accepted while it does not regress
-        recorded = replace(outcome, accepted=reason)
+        recorded = replace(outcome, accepted=acceptance(reason, statement.baseline, result.blocking))
         if keeps(statement.baseline, recorded, blocking=result.blocking) or not store.write(recorded):
             done.append(Refreshed(outcome.name, "unchanged"))
         else:

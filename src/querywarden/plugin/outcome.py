@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..baseline import PathBaselineStore
-from ..engine import Probe, Site, Statement, evaluate, launders
+from ..engine import Probe, Site, Statement, acceptance, evaluate, launders
 from ..observation import Observation
 from ..path import PathSpec, PathVerdict, Status, group_statements, judge_path, new_baseline, pair, unchanged
 from ..policy import MeasureSettings, Policy
@@ -222,11 +222,9 @@ def check_test(
         if accepted is None and (verdict.path_blocking or any(launders(r) for r in verdict.results)):
             message = refused_message(verdict, root, policy.accept)
             return PathOutcome(spec.test, "fail", True, (f"NOT RECORDED {header(verdict)} {_what_blocks(verdict)}",), message, shown_path)
-        if accepted is not None:
-            recorded = replace(recorded, statements=tuple(replace(o, accepted=accepted) for o in recorded.statements))
-        elif baseline is not None and baseline.statements and baseline.statements[0].accepted and not verdict.blocking:
-            kept = baseline.statements[0].accepted  # an accepted path stays accepted while it does not regress
-            recorded = replace(recorded, statements=tuple(replace(o, accepted=kept) for o in recorded.statements))
+        previous = baseline.statements[0] if baseline is not None and baseline.statements else None
+        reason = acceptance(accepted, previous, verdict.blocking)
+        recorded = replace(recorded, statements=tuple(replace(o, accepted=reason) for o in recorded.statements))
         if baseline is not None and unchanged(baseline, recorded, verdict):
             return PathOutcome(spec.test, "unchanged", False, (), None, shown_path)
         store.write(recorded)
