@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +53,9 @@ class CapturedStatement:
     executions: int = 1
     binding: Binding = "server"
     database: str = field(default="", repr=False, compare=False)
+    # The driver connection it ran on (a weak reference: None once it is gone), so a statement whose
+    # transaction holds the test's uncommitted rows can be measured where those rows are visible.
+    connection: Callable[[], object | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def where(self) -> str:
