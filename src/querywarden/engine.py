@@ -29,7 +29,7 @@ from .database import Server, connect, dbname_of, mask_dsn
 from .errors import DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
 from .judge import compare, keeps, timing_only
-from .measure import calibration_probe, check_baseline_sql, check_measurable, measure, prepare_session, replay_against
+from .measure import calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, prepare_session, replay_against
 from .observation import Observation, Outcome, Unmeasured
 from .policy import MeasureSettings, Policy
 from .query import Binding, GuardedQuery
@@ -68,6 +68,11 @@ class Statement:
     executions: int = 1
     binding: Binding = "server"
     replay: bool = True  # False: judged against the baseline's stored timing only, never replayed
+    # The test's own connection, when its open transaction holds rows no other connection can see:
+    # measured there, under savepoints, as the test's user (the statement ran there already), and
+    # never replayed against baseline SQL (which did not).
+    host: psycopg.Connection[Any] | None = field(default=None, compare=False, repr=False)
+    refusal: str | None = None  # why it cannot be measured on what it saw: an error, never a pass
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,42 @@ def _measure_write(
         raise
 
 
+def _measure_hosted(
+    statements: Sequence[Statement],
+    members: Sequence[int],
+    settings: MeasureSettings,
+    deadline: float | None,
+    progress: Progress,
+    outcomes: dict[int, Outcome],
+    settle: Callable[[int, QuerywardenError], None],
+) -> None:
+    """The statements of one test connection, measured inside its open transaction (see Statement.host)."""
+    first = statements[members[0]]
+    assert first.host is not None
+    cursor = _CURSORS.get(first.binding, psycopg.Cursor)
+    try:
+        with _connection_kept("inside the test's open transaction"), hosted_session(first.host, settings, cursor) as environment:
+            for position in members:
+                statement = statements[position]
+                if _out_of_time(deadline):
+                    raise _not_measured(settings, statements, outcomes)
+                progress(f"measuring {statement.query.name} (inside the test's open transaction)")
+                now, recorded = _bounded(settings, deadline), {**environment, "measured_in": "test transaction"}
+                try:
+                    try:
+                        outcomes[position] = measure(first.host, statement.query, now, recorded)
+                    except ReadOnlyViolation:  # a read that writes: measured as the write it is, rolled back
+                        outcomes[position] = measure(first.host, statement.query, now, recorded, read_only=False)
+                except QuerywardenError as exc:
+                    settle(position, exc)
+    except RunTimeExceeded:
+        raise
+    except QuerywardenError as exc:
+        for position in members:
+            if position not in outcomes:
+                settle(position, exc)
+
+
 def refuse_unsafe(statements: Sequence[Statement]) -> None:
     """Refuse what cannot be measured and rolled back, in the statements and in the baseline SQL a
     replay would run, before any database is touched (a CatalogError naming the first)."""
@@ -249,9 +290,13 @@ def measure_all(
     replays: dict[int, TimingComparison] = {}
     writes: list[tuple[int, bool | None]] = []
     reads: dict[tuple[str, str], list[int]] = {}
+    hosted: dict[int, list[int]] = {}
     for position, statement in enumerate(statements):
-        if not statement.database:
-            outcomes[position] = Unmeasured(statement.query.name, "cannot tell which database it ran on", statement.query.sql, statement.query.calls_per_minute)
+        refusal = statement.refusal or ("" if statement.database else "cannot tell which database it ran on")
+        if refusal:
+            outcomes[position] = Unmeasured(statement.query.name, refusal, statement.query.sql, statement.query.calls_per_minute)
+        elif statement.host is not None:
+            hosted.setdefault(id(statement.host), []).append(position)
         elif identify(statement.query.sql).kind == "read":
             reads.setdefault((statement.database, statement.binding), []).append(position)
         else:
@@ -310,6 +355,8 @@ def measure_all(
             for position in members:
                 if position not in outcomes and all(position != w for w, _ in writes):
                     outcomes[position] = _unmeasured(statements[position], exc)
+    for members in hosted.values():
+        _measure_hosted(statements, members, settings, deadline, progress, outcomes, settle)
     for position, read_only in writes:
         statement = statements[position]
         if _out_of_time(deadline):

@@ -3,20 +3,22 @@
 Each statement is warmed up, explained once with `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)`
 for its plan and blocks touched (deterministic), then timed as the plain statement (EXPLAIN's
 per-node timing inflates and hides real slowdowns). Every execution runs in its own transaction
-that is rolled back, under a statement timeout, with server-side preparation off so plans are
-custom plans for the given parameters every time.
+that is rolled back (a savepoint rolled back to, inside a test's open transaction), under a statement
+timeout, with server-side preparation off so plans are custom plans for the given parameters every time.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.rows import tuple_row
 
 from .errors import CatalogError, DatabaseError, ReadOnlyViolation
 from .fingerprint import SqlIdentity, identify
@@ -58,26 +60,31 @@ def prepare_session(conn: psycopg.Connection[Any], settings: MeasureSettings) ->
     conn.autocommit = True
     conn.prepare_threshold = None
     with conn.cursor() as cur:
-        cur.execute("SELECT set_config('statement_timeout', %s, false)", (f"{settings.statement_timeout_ms}ms",))
-        cur.execute("SELECT set_config('search_path', %s, false)", (settings.search_path,))
-        # The same timestamp parameter means the same instant on every runner; backslashes in
-        # plain strings are ordinary characters, as sqlscan reads them.
-        cur.execute("SELECT set_config('TimeZone', 'UTC', false)")
-        cur.execute("SELECT set_config('standard_conforming_strings', 'on', false)")
-        for name, value in sorted(settings.pinned.items()):
-            try:
-                cur.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
-            except psycopg.Error as exc:
-                raise DatabaseError(
-                    f"cannot pin setting {name} = {value!r}: {exc.diag.message_primary or exc}; "
-                    "fix [tool.querywarden.settings]"
-                ) from None
-        cur.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
-            (list(ENVIRONMENT_SETTINGS),),
-        )
-        environment = {str(name): str(value) for name, value in cur.fetchall()}
-    environment["postgres_major"] = str(conn.info.server_version // 10000)
+        return _pin(cur, settings, local=False)
+
+
+def _pin(cur: psycopg.Cursor[Any], settings: MeasureSettings, *, local: bool) -> dict[str, str]:
+    """Set what measuring pins (for the session, or `local` to the transaction) and read the environment."""
+    cur.execute("SELECT set_config('statement_timeout', %s, %s)", (f"{settings.statement_timeout_ms}ms", local))
+    cur.execute("SELECT set_config('search_path', %s, %s)", (settings.search_path, local))
+    # The same timestamp parameter means the same instant on every runner; backslashes in
+    # plain strings are ordinary characters, as sqlscan reads them.
+    cur.execute("SELECT set_config('TimeZone', 'UTC', %s)", (local,))
+    cur.execute("SELECT set_config('standard_conforming_strings', 'on', %s)", (local,))
+    for name, value in sorted(settings.pinned.items()):
+        try:
+            cur.execute("SELECT set_config(%s, %s, %s)", (name, str(value), local))
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"cannot pin setting {name} = {value!r}: {exc.diag.message_primary or exc}; "
+                "fix [tool.querywarden.settings]"
+            ) from None
+    cur.execute(
+        "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+        (list(ENVIRONMENT_SETTINGS),),
+    )
+    environment = {str(name): str(value) for name, value in cur.fetchall()}
+    environment["postgres_major"] = str(cur.connection.info.server_version // 10000)
     return environment
 
 
@@ -133,14 +140,38 @@ def redact_plan(plan: PlanNode) -> PlanNode:
     )
 
 
-def _execute(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> list[Any]:
-    cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+_SAMPLE_SAVEPOINT = "querywarden_sample"
+_HOST_SAVEPOINT = "querywarden_host"
+
+
+@contextmanager
+def _isolated(cur: psycopg.Cursor[Any], read_only: bool) -> Iterator[None]:
+    """One execution that leaves nothing behind: its own transaction, rolled back, on an idle
+    connection; inside a test's open transaction, a savepoint rolled back to (READ ONLY for a read,
+    which a statement cannot turn back to read-write)."""
+    conn = cur.connection
+    nested = conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    if nested:
+        cur.execute(f"SAVEPOINT {_SAMPLE_SAVEPOINT}")
+        if read_only:
+            cur.execute("SET TRANSACTION READ ONLY")
+    else:
+        cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
     try:
+        yield
+    finally:
+        status = conn.info.transaction_status
+        if nested and status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_SAMPLE_SAVEPOINT}")
+            cur.execute(f"RELEASE SAVEPOINT {_SAMPLE_SAVEPOINT}")
+        elif not nested and status != psycopg.pq.TransactionStatus.IDLE:
+            cur.execute("ROLLBACK")
+
+
+def _execute(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> list[Any]:
+    with _isolated(cur, read_only):
         cur.execute(sql, params)
         return cur.fetchall() if cur.description is not None else []
-    finally:
-        if cur.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            cur.execute("ROLLBACK")
 
 
 def _alone(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> None:
@@ -156,25 +187,42 @@ def _alone(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> 
     if isinstance(cur, psycopg.ClientCursor):
         text, params = cur.mogrify(sql, params), None
     with (psycopg.RawCursor(conn) if isinstance(cur, psycopg.RawCursor) else psycopg.Cursor(conn)) as plain:
-        plain.execute("BEGIN READ ONLY" if read_only else "BEGIN")
-        try:
+        with _isolated(plain, read_only):
             plain.execute(text, params, binary=True)
-        finally:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                plain.execute("ROLLBACK")
 
 
 def _timed(cur: psycopg.Cursor[Any], sql: str, params: Any, read_only: bool) -> float:
-    cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
-    try:
+    with _isolated(cur, read_only):
         started = time.perf_counter()
         cur.execute(sql, params)
         if cur.description is not None:
             cur.fetchall()
         return (time.perf_counter() - started) * 1000.0
+
+
+@contextmanager
+def hosted_session(
+    conn: psycopg.Connection[Any], settings: MeasureSettings, cursor: type[psycopg.Cursor[Any]]
+) -> Iterator[dict[str, str]]:
+    """Measure inside a test's own open transaction, which holds rows no other connection sees.
+
+    Everything happens under a savepoint that is rolled back to at the end: the pinned settings
+    (local to it), every execution (a savepoint of its own), so the test's transaction is left as
+    the test left it. The connection's cursor and row factories are the measurer's meanwhile.
+    """
+    kept = (conn.cursor_factory, conn.row_factory, conn.prepare_threshold)
+    conn.cursor_factory, conn.row_factory, conn.prepare_threshold = cursor, tuple_row, None
+    try:
+        with psycopg.Cursor(conn) as cur:
+            cur.execute(f"SAVEPOINT {_HOST_SAVEPOINT}")
+            try:
+                yield _pin(cur, settings, local=True)
+            finally:
+                if conn.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+                    cur.execute(f"ROLLBACK TO SAVEPOINT {_HOST_SAVEPOINT}")
+                    cur.execute(f"RELEASE SAVEPOINT {_HOST_SAVEPOINT}")
     finally:
-        if cur.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            cur.execute("ROLLBACK")
+        conn.cursor_factory, conn.row_factory, conn.prepare_threshold = kept
 
 
 PROBE_SQL = "SELECT count(*) FROM generate_series(1, 200000) AS g WHERE g % 7 = 3"

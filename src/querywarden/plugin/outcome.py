@@ -14,6 +14,7 @@ from typing import Any
 
 from ..baseline import PathBaselineStore
 from ..engine import Probe, Site, Statement, acceptance, evaluate, launders
+from ..hosting import host_for
 from ..observation import Observation
 from ..path import PathSpec, PathVerdict, Status, group_statements, judge_path, new_baseline, pair, unchanged
 from ..policy import MeasureSettings, Policy
@@ -200,8 +201,12 @@ def check_test(
     groups, skipped = group_statements(statements)
     baseline = store.load(spec.test)
     befores = pair(groups, baseline.statements)[0] if baseline is not None else [None] * len(groups)
+    hosts = [host_for(g.first) for g in groups]
     evaluation = evaluate(
-        [Statement(g.query(spec), g.first.database, before, g.executions, g.first.binding) for g, before in zip(groups, befores)],
+        [
+            Statement(g.query(spec), g.first.database, before, g.executions, g.first.binding, host=host.connection, refusal=host.refusal)
+            for g, before, host in zip(groups, befores, hosts)
+        ],
         site,
         settings,
         policy,
