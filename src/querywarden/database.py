@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlencode
 
 import psycopg
 from psycopg import sql
@@ -196,6 +196,31 @@ def dbname_of(dsn: str) -> str:
     return str(params.get("dbname") or params.get("user") or os.environ.get("PGDATABASE") or "postgres")
 
 
+def sqlalchemy_url(dsn: str, driver: str = "psycopg") -> str:
+    """The DSN as the URL SQLAlchemy (and Flask-SQLAlchemy, Alembic) take: `postgresql+psycopg://…`.
+
+    A socket directory or several hosts do not fit the URL's host part: they go in its query, as
+    SQLAlchemy's psycopg dialect reads them."""
+    _check_dsn(dsn)
+    try:
+        params = {key: str(value) for key, value in conninfo_to_dict(dsn).items() if value is not None}
+    except psycopg.ProgrammingError as exc:
+        raise _invalid(dsn, exc) from None
+    user, password = params.pop("user", ""), params.pop("password", None)
+    host, port, dbname = params.pop("host", ""), params.pop("port", ""), params.pop("dbname", "")
+    userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    where = ""
+    if host and not host.startswith("/") and "," not in host:
+        where = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    else:
+        if host:
+            params["host"] = host
+        if port:
+            params["port"] = port
+    query = f"?{urlencode(sorted(params.items()))}" if params else ""
+    return f"postgresql+{driver}://{userinfo}{'@' if userinfo else ''}{where}/{quote(dbname, safe='')}{query}"
+
+
 def _retryable(exc: psycopg.OperationalError) -> bool:
     """Whether a failed first contact may succeed on a retry: no answer at all, or a server still starting."""
     text = str(exc)
@@ -238,7 +263,9 @@ def _url_path(dsn: str) -> str:
     return rest[slash + 1 : query if query >= 0 else len(rest)]
 
 
-def connect(dsn: str, *, attempts: int = 3, delay_s: float = 0.5, **kwargs: Any) -> psycopg.Connection[Any]:
+def connect(
+    dsn: str, *, attempts: int = 3, delay_s: float = 0.5, kind: type[psycopg.Connection[Any]] = psycopg.Connection, **kwargs: Any
+) -> psycopg.Connection[Any]:
     """Connect, retrying a bounded number of times while the server gives no answer or is starting up.
 
     This is for a connection's first contact only: a connection lost later is an error of whatever was
@@ -248,7 +275,7 @@ def connect(dsn: str, *, attempts: int = 3, delay_s: float = 0.5, **kwargs: Any)
     last: psycopg.OperationalError | None = None
     for attempt in range(attempts):
         try:
-            return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+            return kind.connect(dsn, connect_timeout=10, **kwargs)
         except psycopg.OperationalError as exc:
             last = exc
             if not _retryable(exc):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from ..config import DSN_ENV
+from .integrations import querywarden_db_url, querywarden_engine, querywarden_session  # noqa: F401  (fixtures)
 from .session import ACCEPT_FLAG, DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
 
 if TYPE_CHECKING:
@@ -299,19 +300,30 @@ def querywarden_db_dsn(request: pytest.FixtureRequest, querywarden_template: str
 
 
 @pytest.fixture
-def querywarden_db(querywarden_db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    """A psycopg connection to this test's fresh clone of the seeded template."""
+def querywarden_db(request: pytest.FixtureRequest, querywarden_template: str) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection to the seeded database, inside a transaction rolled back after the test.
+
+    `commit()` and `rollback()` act on a savepoint (as Django's TestCase treats commits): the test
+    sees its own writes, its statements are measured on them, and no clone is made per test. Code
+    that must really commit, for other connections to see, uses `querywarden_db_dsn` instead.
+    """
     from ..database import connect
     from ..errors import QuerywardenError
+    from .rollback import RolledBackConnection, begin, still_open
 
+    state = _state(request.config)
     try:
-        conn = connect(querywarden_db_dsn)
+        conn = connect(state.shared_clone(querywarden_template), kind=RolledBackConnection)
+        started = begin(conn)
     except QuerywardenError as exc:
         _fail_on(exc)
     try:
         yield conn
     finally:
-        conn.close()
+        clean = still_open(conn, started)
+        conn.close()  # rolls the test's transaction back
+        if not clean:
+            state.discard_shared_clone()
 
 
 def _seed_progress(state: QuerywardenSession) -> Callable[[str], None]:

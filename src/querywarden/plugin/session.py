@@ -72,6 +72,7 @@ class QuerywardenSession:
         self._warned = False
         self._own_servers: dict[tuple[str, str], Server] = {}
         self.clones: dict[str, Clone] = {}
+        self._shared: str | None = None  # DSN of this process's clone that tests roll back their work on
         self._probe_ms: float | None = None
         self.seed_fingerprint: str | None = None
         self.outcomes: list[dict[str, Any]] = []
@@ -262,6 +263,34 @@ class QuerywardenSession:
             text = mask_dsn(str(exc))
             shown = relative(store.path_for(test), self.root)
             return PathOutcome(test, "error", True, (f"ERROR {test}: {text}",), f"querywarden: {text}", shown)
+
+    def shared_clone(self, template: str) -> str:
+        """This process's clone of the template, where each test runs in a transaction rolled back
+        after it (made on first use, dropped at the end or when a test committed on it)."""
+        if self._shared is None:
+            import uuid
+
+            server = self.server()
+            name = f"qw_test_{uuid.uuid4().hex[:10]}"
+            server.create(name, template, wait_s=5.0)
+            self._shared = server.dsn_for(name)
+            self.clone_made(self._shared, template)
+            self._stack.callback(self._drop_shared, self._shared)
+        return self._shared
+
+    def discard_shared_clone(self) -> None:
+        """A test committed on the shared clone: the next test gets a new one, with the seeded data."""
+        if self._shared is not None:
+            self._drop_shared(self._shared)
+
+    def _drop_shared(self, dsn: str) -> None:
+        from ..database import dbname_of
+
+        if self._shared != dsn:
+            return
+        self._shared = None
+        self.clones.pop(dbname_of(dsn), None)
+        self.server().drop(dbname_of(dsn))
 
     def clone_made(self, dsn: str, template: str) -> str:
         from ..database import dbname_of
