@@ -31,6 +31,7 @@ import re
 import sys
 import sysconfig
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -292,9 +293,18 @@ def conninfo_of(conn: Any) -> str:
     return make_conninfo(dsn, password=password) if password else dsn
 
 
+def _weak(conn: Any) -> Callable[[], object | None] | None:
+    """A weak reference to the driver connection a statement ran on, so the record never keeps a
+    connection open; None where the driver's connection cannot be referenced weakly."""
+    if conn is None:
+        return None
+    try:
+        return weakref.ref(conn)
+    except TypeError:
+        return None
+
+
 # --- one hook per target, shared by every open capture of it --------------------------------------
-
-
 
 class _Hook:
     """Installs a recording hook on one target while at least one capture of it is open."""
@@ -382,6 +392,7 @@ def _record_psycopg(cursor: Any, query: Any, params: Any, executions: int, serve
             executions=executions,
             binding=binding,
             database=conninfo_of(conn),
+            connection=_weak(conn),
         )
     )
 
@@ -492,6 +503,7 @@ def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
                     executions=executions,
                     binding=_binding(cursor),
                     database=conninfo_of(getattr(cursor, "connection", None)),
+                    connection=_weak(getattr(cursor, "connection", None)),
                 )
             )
 
@@ -537,6 +549,7 @@ def _install_django(connection: Any) -> Callable[[_Hook], Callable[[], None]]:
                     executions=max(len(params), 1) if many else 1,
                     binding=binding,
                     database=conninfo_of(driver_conn),
+                    connection=_weak(driver_conn),
                 )
             )
             return result
