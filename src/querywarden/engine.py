@@ -26,7 +26,7 @@ import psycopg
 
 from .baseline import BaselineStore
 from .database import Server, connect, dbname_of, mask_dsn
-from .errors import DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
+from .errors import CatalogError, ConstraintViolation, DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
 from .judge import compare, keeps, timing_only
 from .measure import calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, prepare_session, replay_against
@@ -250,6 +250,12 @@ def _measure_hosted(
                         outcomes[position] = measure(first.host, statement.query, now, recorded)
                     except ReadOnlyViolation:  # a read that writes: measured as the write it is, rolled back
                         outcomes[position] = measure(first.host, statement.query, now, recorded, read_only=False)
+                except ConstraintViolation as exc:
+                    settle(position, CatalogError(
+                        f"{exc.where}: measured in the test's open transaction as the test leaves it, this write breaks a "
+                        f"constraint ({exc.reason}): the transaction already holds the row it writes; let the database "
+                        "choose the key (a serial or identity column) or write a row the test has not written"
+                    ))
                 except QuerywardenError as exc:
                     settle(position, exc)
     except RunTimeExceeded:
