@@ -34,6 +34,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -61,12 +62,22 @@ _STDLIB_DIRS = tuple(
 )
 
 
-class Capture:
-    """The statements recorded while a capture block was open, in the order they ran."""
+# Called just before a statement runs, with the driver connection, the statement as it will be
+# recorded, its parameters and binding; what it returns is recorded with the statement as `prior`.
+Before = Callable[[object, str, Params, Binding], object | None]
 
-    def __init__(self) -> None:
+
+class Capture:
+    """The statements recorded while a capture block was open, in the order they ran.
+
+    `before`, when given, is told of each statement just before it runs (the pytest plugin measures
+    there a statement whose data only its own transaction can see, in exactly that state).
+    """
+
+    def __init__(self, before: Before | None = None) -> None:
         self._statements: list[CapturedStatement] = []
         self._lock = threading.Lock()
+        self.before = before
 
     def record(self, statement: CapturedStatement) -> None:
         with self._lock:
@@ -332,7 +343,23 @@ class _Hook:
         uninstall()
         return True
 
+    def prior(self, conn: object, sql: str, params: Params, binding: Binding) -> object | None:
+        """What the first open capture with a `before` makes of a statement about to run. The hook is
+        off meanwhile: whatever `before` runs on the connection is not the application's."""
+        if getattr(_BEFORE_RUNNING, "active", False):
+            return None
+        for sink in list(self.sinks):
+            if sink.before is not None:
+                _BEFORE_RUNNING.active = True
+                try:
+                    return sink.before(conn, sql, params, binding)
+                finally:
+                    _BEFORE_RUNNING.active = False
+        return None
+
     def emit(self, statement: CapturedStatement) -> None:
+        if getattr(_BEFORE_RUNNING, "active", False):
+            return
         delivered: list[Capture] = []
         for sink in list(self.sinks):
             if not any(sink is done for done in delivered):
@@ -340,6 +367,7 @@ class _Hook:
                 delivered.append(sink)
 
 
+_BEFORE_RUNNING = threading.local()
 _HOOKS: dict[int, tuple[object, _Hook]] = {}
 _HOOKS_LOCK = threading.RLock()
 
@@ -374,15 +402,33 @@ def _hooked(key: object, install: Callable[[_Hook], Callable[[], None]], sinks: 
 # --- psycopg: recording cursor classes -------------------------------------------------------------
 
 
-def _record_psycopg(cursor: Any, query: Any, params: Any, executions: int, server_side: bool) -> None:
-    conn = cursor.connection
-    hook = _hook_for(conn)
+@dataclass(frozen=True)
+class _Pending:
+    """A statement about to run on a hooked psycopg connection, as it will be recorded."""
+
+    hook: _Hook
+    text: str
+    params: Params
+    binding: Binding
+    prior: object | None
+
+
+def _pending_psycopg(cursor: Any, query: Any, params: Any) -> _Pending | None:
+    hook = _hook_for(cursor.connection)
     if hook is None:
-        return
-    source, function = calling_line()
+        return None
     binding = _binding(cursor)
     text, recorded_params = _recorded(query, params, cursor, binding)
-    hook.emit(
+    return _Pending(hook, text, recorded_params, binding, hook.prior(cursor.connection, text, recorded_params, binding))
+
+
+def _record_psycopg(cursor: Any, pending: _Pending | None, executions: int, server_side: bool) -> None:
+    if pending is None:
+        return
+    conn = cursor.connection
+    source, function = calling_line()
+    binding, text, recorded_params = pending.binding, pending.text, pending.params
+    pending.hook.emit(
         CapturedStatement(
             sql=text,
             params=recorded_params,
@@ -393,6 +439,7 @@ def _record_psycopg(cursor: Any, query: Any, params: Any, executions: int, serve
             binding=binding,
             database=conninfo_of(conn),
             connection=_weak(conn),
+            prior=pending.prior,
         )
     )
 
@@ -413,27 +460,29 @@ def _make_recording_cursor(base: type[Any]) -> type[Any]:
 
     class Recording(base):  # type: ignore[misc]
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            pending = _pending_psycopg(self, query, params)
             result = super().execute(query, params, **kwargs)
-            _record_psycopg(self, query, params, 1, server_side)
+            _record_psycopg(self, pending, 1, server_side)
             return result
 
         def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> Any:
             materialized = list(params_seq)
+            pending = _pending_psycopg(self, query, materialized[0]) if materialized else None
             result = super().executemany(query, materialized, **kwargs)
-            if materialized:
-                _record_psycopg(self, query, materialized[0], len(materialized), server_side)
+            _record_psycopg(self, pending, len(materialized), server_side)
             return result
 
         def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
+            pending = _pending_psycopg(self, query, params)
             rows = super().stream(query, params, **kwargs)
             first = True
             for row in rows:
                 if first:
-                    _record_psycopg(self, query, params, 1, server_side)
+                    _record_psycopg(self, pending, 1, server_side)
                     first = False
                 yield row
             if first:
-                _record_psycopg(self, query, params, 1, server_side)
+                _record_psycopg(self, pending, 1, server_side)
 
     Recording.__name__ = Recording.__qualname__ = f"QuerywardenRecording{base.__name__}"
     Recording.__module__ = __name__
@@ -484,14 +533,23 @@ def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
     from sqlalchemy import event
 
     def install(hook: _Hook) -> Callable[[], None]:
+        priors: dict[int, object | None] = {}  # by DBAPI cursor, from before to after the execution
+
+        def first_set(parameters: Any, executemany: bool) -> tuple[Any, int]:
+            if executemany and isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes)):
+                return (parameters[0] if parameters else None), max(len(parameters), 1)
+            return parameters, 1
+
+        def before_cursor_execute(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+        ) -> None:
+            params = _params(first_set(parameters, executemany)[0])
+            priors[id(cursor)] = hook.prior(getattr(cursor, "connection", None), statement, params, _binding(cursor))
+
         def after_cursor_execute(
             conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
         ) -> None:
-            params: Any = parameters
-            executions = 1
-            if executemany and isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes)):
-                executions = max(len(parameters), 1)
-                params = parameters[0] if parameters else None
+            params, executions = first_set(parameters, executemany)
             source, function = calling_line()
             hook.emit(
                 CapturedStatement(
@@ -504,11 +562,22 @@ def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
                     binding=_binding(cursor),
                     database=conninfo_of(getattr(cursor, "connection", None)),
                     connection=_weak(getattr(cursor, "connection", None)),
+                    prior=priors.pop(id(cursor), None),
                 )
             )
 
-        event.listen(bind, "after_cursor_execute", after_cursor_execute)
-        return lambda: event.remove(bind, "after_cursor_execute", after_cursor_execute)
+        listeners: list[tuple[str, Callable[..., None]]] = [
+            ("before_cursor_execute", before_cursor_execute),
+            ("after_cursor_execute", after_cursor_execute),
+        ]
+        for name, listener in listeners:
+            event.listen(bind, name, listener)
+
+        def uninstall() -> None:
+            for name, listener in listeners:
+                event.remove(bind, name, listener)
+
+        return uninstall
 
     return install
 
@@ -532,13 +601,14 @@ def _install_django(connection: Any) -> Callable[[_Hook], Callable[[], None]]:
         def wrapper(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Mapping[str, Any]) -> Any:
             if many:
                 params = list(params)
-            result = execute(sql, params, many, context)
             raw_cursor = getattr(context.get("cursor"), "cursor", None)
             first = (params[0] if params else None) if many else params
-            source, function = calling_line()
             driver_conn = getattr(context.get("connection"), "connection", None)
             binding = _binding(raw_cursor)
             text, recorded_params = _recorded(sql, first, raw_cursor, binding)
+            prior = hook.prior(driver_conn, text, recorded_params, binding)
+            result = execute(sql, params, many, context)
+            source, function = calling_line()
             hook.emit(
                 CapturedStatement(
                     sql=text,
@@ -550,6 +620,7 @@ def _install_django(connection: Any) -> Callable[[_Hook], Callable[[], None]]:
                     binding=binding,
                     database=conninfo_of(driver_conn),
                     connection=_weak(driver_conn),
+                    prior=prior,
                 )
             )
             return result

@@ -26,7 +26,7 @@ import psycopg
 
 from .baseline import BaselineStore
 from .database import Server, connect, dbname_of, mask_dsn
-from .errors import CatalogError, ConstraintViolation, DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
+from .errors import DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
 from .judge import compare, keeps, timing_only
 from .measure import calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, prepare_session, replay_against
@@ -68,11 +68,9 @@ class Statement:
     executions: int = 1
     binding: Binding = "server"
     replay: bool = True  # False: judged against the baseline's stored timing only, never replayed
-    # The test's own connection, when its open transaction holds rows no other connection can see:
-    # measured there, under savepoints, as the test's user (the statement ran there already), and
-    # never replayed against baseline SQL (which did not).
-    host: psycopg.Connection[Any] | None = field(default=None, compare=False, repr=False)
-    refusal: str | None = None  # why it cannot be measured on what it saw: an error, never a pass
+    # Measured already, inside the test's open transaction just before it ran there (see
+    # `measure_in_transaction`): that state is gone now, so it is neither measured again nor replayed.
+    measured: Outcome | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -224,46 +222,27 @@ def _measure_write(
         raise
 
 
-def _measure_hosted(
-    statements: Sequence[Statement],
-    members: Sequence[int],
-    settings: MeasureSettings,
-    deadline: float | None,
-    progress: Progress,
-    outcomes: dict[int, Outcome],
-    settle: Callable[[int, QuerywardenError], None],
-) -> None:
-    """The statements of one test connection, measured inside its open transaction (see Statement.host)."""
-    first = statements[members[0]]
-    assert first.host is not None
-    cursor = _CURSORS.get(first.binding, psycopg.Cursor)
+def measure_in_transaction(
+    conn: psycopg.Connection[Any], query: GuardedQuery, binding: Binding, settings: MeasureSettings, probe: Probe = no_probe
+) -> Outcome:
+    """Measure `query` on the test's own connection inside its open transaction, just before the test
+    runs it there: on exactly the rows it is about to see, the test's uncommitted ones included.
+
+    Everything runs under savepoints rolled back to (`hosted_session`), so the test's transaction
+    goes on as the test left it. A read that writes is measured as the write it is; an error is an
+    `Unmeasured` outcome, which fails the test.
+    """
+    cursor = _CURSORS.get(binding, psycopg.Cursor)
     try:
-        with _connection_kept("inside the test's open transaction"), hosted_session(first.host, settings, cursor) as environment:
-            for position in members:
-                statement = statements[position]
-                if _out_of_time(deadline):
-                    raise _not_measured(settings, statements, outcomes)
-                progress(f"measuring {statement.query.name} (inside the test's open transaction)")
-                now, recorded = _bounded(settings, deadline), {**environment, "measured_in": "test transaction"}
-                try:
-                    try:
-                        outcomes[position] = measure(first.host, statement.query, now, recorded)
-                    except ReadOnlyViolation:  # a read that writes: measured as the write it is, rolled back
-                        outcomes[position] = measure(first.host, statement.query, now, recorded, read_only=False)
-                except ConstraintViolation as exc:
-                    settle(position, CatalogError(
-                        f"{exc.where}: measured in the test's open transaction as the test leaves it, this write breaks a "
-                        f"constraint ({exc.reason}): the transaction already holds the row it writes; let the database "
-                        "choose the key (a serial or identity column) or write a row the test has not written"
-                    ))
-                except QuerywardenError as exc:
-                    settle(position, exc)
-    except RunTimeExceeded:
-        raise
+        with _connection_kept("inside the test's open transaction"), hosted_session(conn, settings, cursor) as environment:
+            recorded = {**environment, "measured_in": "test transaction"}
+            probe_ms = probe(conn)
+            try:
+                return measure(conn, query, settings, recorded, probe_ms=probe_ms)
+            except ReadOnlyViolation:
+                return measure(conn, query, settings, recorded, read_only=False, probe_ms=probe_ms)
     except QuerywardenError as exc:
-        for position in members:
-            if position not in outcomes:
-                settle(position, exc)
+        return Unmeasured(query.name, mask_dsn(str(exc)), query.sql, query.calls_per_minute)
 
 
 def refuse_unsafe(statements: Sequence[Statement]) -> None:
@@ -296,13 +275,17 @@ def measure_all(
     replays: dict[int, TimingComparison] = {}
     writes: list[tuple[int, bool | None]] = []
     reads: dict[tuple[str, str], list[int]] = {}
-    hosted: dict[int, list[int]] = {}
     for position, statement in enumerate(statements):
-        refusal = statement.refusal or ("" if statement.database else "cannot tell which database it ran on")
-        if refusal:
-            outcomes[position] = Unmeasured(statement.query.name, refusal, statement.query.sql, statement.query.calls_per_minute)
-        elif statement.host is not None:
-            hosted.setdefault(id(statement.host), []).append(position)
+        query = statement.query
+        if isinstance(statement.measured, Observation):
+            environment = {**site.extras(statement.database), **statement.measured.environment}
+            outcomes[position] = replace(
+                statement.measured, name=query.name, calls_per_minute=query.calls_per_minute, environment=environment
+            )
+        elif statement.measured is not None:
+            outcomes[position] = replace(statement.measured, name=query.name, calls_per_minute=query.calls_per_minute)
+        elif not statement.database:
+            outcomes[position] = Unmeasured(query.name, "cannot tell which database it ran on", query.sql, query.calls_per_minute)
         elif identify(statement.query.sql).kind == "read":
             reads.setdefault((statement.database, statement.binding), []).append(position)
         else:
@@ -361,8 +344,6 @@ def measure_all(
             for position in members:
                 if position not in outcomes and all(position != w for w, _ in writes):
                     outcomes[position] = _unmeasured(statements[position], exc)
-    for members in hosted.values():
-        _measure_hosted(statements, members, settings, deadline, progress, outcomes, settle)
     for position, read_only in writes:
         statement = statements[position]
         if _out_of_time(deadline):

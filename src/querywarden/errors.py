@@ -45,12 +45,3 @@ class ReadOnlyViolation(Exception):
 
     Not a user error: the engine catches it and measures the statement on a throwaway clone instead.
     """
-
-
-class ConstraintViolation(CatalogError):
-    """The statement broke a constraint when measured. Measured inside a test's own transaction, as the
-    test leaves it, that usually means the transaction already holds the row the statement writes."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: PostgreSQL rejected it: {reason}; check its SQL and -- params")
-        self.where, self.reason = where, reason

@@ -5,20 +5,25 @@ pytest-django's `db`, SQLAlchemy's "join the session into an external transactio
 own `querywarden_db` run each test in a transaction that is rolled back afterwards, so the rows a
 test creates are visible to its connection alone. A measurement on another connection would see
 other data than the statement saw and pass what it should judge; such statements are measured on
-the test's connection itself, or, where that cannot be had, not at all (the test fails, saying why).
+the test's connection itself, just before they run there (`InTransaction`, a capture's `before`),
+or, where that cannot be had, not at all (the test fails, saying why).
 """
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 
-from .query import CapturedStatement
+from .engine import Probe, measure_in_transaction
+from .fingerprint import identify
+from .observation import Outcome, Unmeasured
+from .policy import MeasureSettings
+from .query import Binding, GuardedQuery, Params
 
 _WROTE = "SELECT pg_current_xact_id_if_assigned() IS NOT NULL"
 # One synchronous connection per async one, so the statements of one connection are measured together.
@@ -43,53 +48,45 @@ def _holds_writes(cursor: Any) -> bool:
     return bool(row and row[0])
 
 
-def host_for(statement: CapturedStatement) -> Host:
-    """Where `statement` can be measured on the data it saw (asked after the test body, before teardown)."""
-    live = statement.connection() if statement.connection is not None else None
+def host_of(live: object, writes: bool) -> Host:
+    """Where a statement about to run on the driver connection `live` can be measured on the data it
+    will see: on that connection when its open transaction holds writes (only it sees those rows) or
+    the statement itself writes (measured there, rolled back, instead of on a clone); else elsewhere."""
     if live is None or getattr(live, "closed", False):
-        return ELSEWHERE  # its transaction ended with it: only committed rows remain, for anyone to see
+        return ELSEWHERE
     if isinstance(live, psycopg.AsyncConnection):
-        return _async_host(live)
+        return _async_host(live, writes)
     if isinstance(live, psycopg.Connection):
-        return _psycopg_host(live)
+        return _psycopg_host(live, writes)
     return _other_driver_host(live)
 
 
-def _psycopg_host(conn: psycopg.Connection[Any]) -> Host:
+def _psycopg_host(conn: psycopg.Connection[Any], writes: bool) -> Host:
     status = conn.info.transaction_status
-    if status == TransactionStatus.IDLE:
-        return ELSEWHERE
-    if status == TransactionStatus.INERROR:
-        return Host(refusal=(
-            "the test's transaction is aborted (an error inside it was caught and not rolled back), so the rows it "
-            "wrote cannot be read to measure this statement on them; roll back to a savepoint after the error"
-        ))
+    if status in (TransactionStatus.IDLE, TransactionStatus.INERROR):
+        return ELSEWHERE  # autocommit or no transaction: committed data; aborted: the statement fails too
     if status != TransactionStatus.INTRANS:
         return Host(refusal=(
-            "the test's connection is still busy (a result not read to its end, a COPY in progress) when the test "
-            "ends; read results to the end inside the capture block"
+            "the test's connection was still busy (a result not read to its end, a COPY in progress) when the "
+            "statement ran, so it could not be measured on the rows the test's transaction holds; read results to the end"
         ))
-    with psycopg.Cursor(conn) as cursor:
+    if writes:
+        return Host(connection=conn)
+    with psycopg.Cursor(conn, row_factory=tuple_row) as cursor:
         if not _holds_writes(cursor):
             return ELSEWHERE  # an open transaction that wrote nothing sees what any connection sees
     return Host(connection=conn)
 
 
-def _async_host(live: psycopg.AsyncConnection[Any]) -> Host:
-    """An async connection is measured through a synchronous connection over the same libpq connection,
-    which is possible while no event loop is running it: after the test coroutine has returned."""
+def _async_host(live: psycopg.AsyncConnection[Any], writes: bool) -> Host:
+    """An async connection is measured through a synchronous connection over the same libpq connection:
+    the coroutine that owns it is waiting for this very statement, so nothing else uses it meanwhile."""
     if live.info.transaction_status == TransactionStatus.IDLE:
         return ELSEWHERE
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return Host(refusal="an async connection's open transaction cannot be measured while its event loop runs")
     twin = _SYNC_TWINS.get(live)
     if twin is None:
         twin = _SYNC_TWINS[live] = psycopg.Connection(live.pgconn)
-    return _psycopg_host(twin)
+    return _psycopg_host(twin, writes)
 
 
 def _other_driver_host(live: Any) -> Host:
@@ -115,3 +112,32 @@ def _other_driver_host(live: Any) -> Host:
         "querywarden measures inside a test's transaction through psycopg 3 only (Django's postgresql backend "
         "with psycopg installed, SQLAlchemy's postgresql+psycopg dialect)"
     ))
+
+
+class InTransaction:
+    """A capture's `before` for one test: each statement whose data only the test's own transaction
+    can see is measured there just before it runs, on exactly the rows it is about to see (its own
+    effect not yet among them); the outcome is recorded with the statement. A statement repeated
+    (an N+1 loop) is measured on its first run only, as the path judges it by its first.
+    """
+
+    def __init__(self, settings: MeasureSettings, calls_per_minute: float, budget_ms: float | None, probe: Probe) -> None:
+        self.settings, self.calls_per_minute, self.budget_ms, self.probe = settings, calls_per_minute, budget_ms, probe
+        self._seen: set[str] = set()
+        self._kinds: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, live: object, sql: str, params: Params, binding: Binding) -> Outcome | None:
+        kind = self._kinds.get(sql)
+        if kind is None:
+            identity = identify(sql)
+            kind = self._kinds[sql] = (identity.kind, identity.fingerprint)
+        if kind[0] == "refused" or kind[1] in self._seen:
+            return None
+        self._seen.add(kind[1])
+        host = host_of(live, writes=kind[0] != "read")
+        query = GuardedQuery("#", sql, params, self.calls_per_minute, self.budget_ms)
+        if host.refusal is not None:
+            return Unmeasured(query.name, host.refusal, sql, self.calls_per_minute)
+        if host.connection is None:
+            return None
+        return measure_in_transaction(host.connection, query, binding, self.settings, self.probe)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 
-from .errors import CatalogError, ConstraintViolation, DatabaseError, ReadOnlyViolation
+from .errors import CatalogError, DatabaseError, ReadOnlyViolation
 from .fingerprint import SqlIdentity, identify
 from .observation import Observation, Timing, Unmeasured
 from .plan import PlanNode, parse_explain
@@ -345,8 +345,6 @@ def measure(
         )
     except pg_errors.ReadOnlySqlTransaction:
         raise ReadOnlyViolation(query.name) from None
-    except pg_errors.IntegrityError as exc:
-        raise ConstraintViolation(_where(query), _first_line(exc)) from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         if conn.closed or not exc.sqlstate:
             raise DatabaseError(

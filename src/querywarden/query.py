@@ -56,6 +56,9 @@ class CapturedStatement:
     # The driver connection it ran on (a weak reference: None once it is gone), so a statement whose
     # transaction holds the test's uncommitted rows can be measured where those rows are visible.
     connection: Callable[[], object | None] | None = field(default=None, repr=False, compare=False)
+    # What the capture's `before` made of it just before it ran (the plugin: its measurement inside
+    # the test's transaction, when only that transaction could see its data).
+    prior: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def where(self) -> str:

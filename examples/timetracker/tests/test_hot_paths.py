@@ -65,9 +65,9 @@ def test_stop_timer(querywarden: Querywarden, querywarden_db: psycopg.Connection
 
 
 @pytest.mark.hot_path(calls_per_minute=2500)
-def test_active_projects_orm(querywarden: Querywarden, orm_session: Session) -> None:
-    with querywarden.capture(orm_session) as captured:
-        projects = app_orm.active_projects(orm_session, SECOND_WORKSPACE)
+def test_active_projects_orm(querywarden: Querywarden, querywarden_session: Session) -> None:
+    with querywarden.capture(querywarden_session) as captured:
+        projects = app_orm.active_projects(querywarden_session, SECOND_WORKSPACE)
         names = [(project.name, project.client.name if project.client else None) for project in projects]
     assert names
     assert len(captured) == 2  # the projects, then their clients in one IN (...) query

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ..capture import Capture
     from ..config import Setting
     from ..query import CapturedStatement
+    from ..engine import Probe
+    from ..policy import MeasureSettings
 
 STRICT_FLAG = "--querywarden-strict"
 MARKER = "hot_path"
@@ -189,14 +191,19 @@ class Querywarden:
     its path.
     """
 
-    def __init__(self, test: str, calls_per_minute: float, budget_ms: float | None, marked: bool) -> None:
+    def __init__(
+        self, test: str, calls_per_minute: float, budget_ms: float | None, marked: bool, settings: MeasureSettings,
+        probe: Probe,
+    ) -> None:
         from ..capture import Capture
+        from ..hosting import InTransaction
 
         self.test = test
         self.calls_per_minute = calls_per_minute
         self.budget_ms = budget_ms
         self.marked = marked
-        self._all: Capture = Capture()
+        # Statements whose rows only the test's own transaction sees are measured there as they run.
+        self._all: Capture = Capture(before=InTransaction(settings, calls_per_minute, budget_ms, probe))
 
     @contextmanager
     def capture(self, target: object) -> Iterator[Capture]:
@@ -258,10 +265,14 @@ def querywarden(request: pytest.FixtureRequest) -> Querywarden:
     state = _state(request.config)
     try:
         default_rate = float(state.resolved()["calls_per_minute"].value)
+        settings = state.resolved().measure
     except QuerywardenError as exc:
         _fail_on(exc)
     calls, budget, marked = _marker_rate(request.node, default_rate)
-    guarded = Querywarden(request.node.nodeid, calls, budget, marked)
+    from ..engine import no_probe
+
+    # The machine probe goes with new baselines only, as for statements measured after the test.
+    guarded = Querywarden(request.node.nodeid, calls, budget, marked, settings, state.probe if state.update else no_probe)
     request.node.stash[CAPTURE_KEY] = guarded
     return guarded
 

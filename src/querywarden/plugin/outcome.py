@@ -14,8 +14,7 @@ from typing import Any
 
 from ..baseline import PathBaselineStore
 from ..engine import Probe, Site, Statement, acceptance, evaluate, launders
-from ..hosting import host_for
-from ..observation import Observation
+from ..observation import Observation, Unmeasured
 from ..path import PathSpec, PathVerdict, Status, group_statements, judge_path, new_baseline, pair, unchanged
 from ..policy import MeasureSettings, Policy
 from ..query import CapturedStatement, SourceLocation
@@ -180,6 +179,11 @@ class PathOutcome:
         }
 
 
+def _measured_in_place(statement: CapturedStatement) -> Observation | Unmeasured | None:
+    """Its measurement inside the test's transaction, made just before it ran there (hosting.InTransaction)."""
+    return statement.prior if isinstance(statement.prior, (Observation, Unmeasured)) else None
+
+
 def check_test(
     spec: PathSpec,
     statements: Sequence[CapturedStatement],
@@ -201,11 +205,10 @@ def check_test(
     groups, skipped = group_statements(statements)
     baseline = store.load(spec.test)
     befores = pair(groups, baseline.statements)[0] if baseline is not None else [None] * len(groups)
-    hosts = [host_for(g.first) for g in groups]
     evaluation = evaluate(
         [
-            Statement(g.query(spec), g.first.database, before, g.executions, g.first.binding, host=host.connection, refusal=host.refusal)
-            for g, before, host in zip(groups, befores, hosts)
+            Statement(g.query(spec), g.first.database, before, g.executions, g.first.binding, measured=_measured_in_place(g.first))
+            for g, before in zip(groups, befores)
         ],
         site,
         settings,
