@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import psycopg
-from sqlalchemy import ForeignKey, create_engine, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import ForeignKey, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
-from sqlalchemy.pool import NullPool
 
 
 class Base(DeclarativeBase):
@@ -56,11 +53,6 @@ class TimeEntry(Base):
     billable: Mapped[bool]
 
     project: Mapped[Project | None] = relationship()
-
-
-def engine_for(dsn: str) -> Engine:
-    """An engine on a libpq DSN; no pool, so a test's database can be dropped as soon as it is done."""
-    return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
 
 
 def active_projects(session: Session, workspace_id: int) -> list[Project]:
