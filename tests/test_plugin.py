@@ -26,7 +26,7 @@ import querywarden.plugin.outcome  # noqa: F401
 
 pytest_plugins = ["pytester"]
 # Plugins the inner projects do not use; hypothesis alone costs seconds per inner session.
-INNER_ADDOPTS = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark"
+INNER_ADDOPTS = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark -p no:django -p no:asyncio"
 
 SCHEMA = """\
 CREATE TABLE owners (id integer PRIMARY KEY, name text NOT NULL);

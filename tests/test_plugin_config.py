@@ -12,7 +12,7 @@ import querywarden.engine  # noqa: F401
 import querywarden.plugin.outcome  # noqa: F401
 
 pytest_plugins = ["pytester"]
-INNER_ADDOPTS = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark"
+INNER_ADDOPTS = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark -p no:django -p no:asyncio"
 
 INI = f"""\
 [pytest]
@@ -70,7 +70,7 @@ def test_defaults_and_the_project_table_fill_what_the_ini_leaves_open(pytester: 
     pytester.makepyprojecttoml(
         """
         [tool.pytest.ini_options]
-        addopts = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark"
+        addopts = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark -p no:django -p no:asyncio"
 
         [tool.querywarden]
         schema = ["db/schema.sql"]

@@ -20,9 +20,9 @@ import querywarden.hosting  # noqa: F401
 import querywarden.plugin.outcome  # noqa: F401
 
 from conftest import empty_database
+from test_plugin import INNER_ADDOPTS
 
 pytest_plugins = ["pytester"]
-INNER_ADDOPTS = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark -p no:django -p no:asyncio"
 
 SCHEMA = """\
 CREATE TABLE notes (id serial PRIMARY KEY, owner integer NOT NULL, body text NOT NULL);
