@@ -25,6 +25,7 @@ import pytest
 
 from ..config import DSN_ENV
 from .integrations import querywarden_db_url, querywarden_engine, querywarden_session  # noqa: F401  (fixtures)
+from .django import querywarden_django_databases, querywarden_django_db_setup  # noqa: F401  (fixtures)
 from .session import ACCEPT_FLAG, DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
 
 if TYPE_CHECKING:
@@ -278,13 +279,23 @@ def querywarden(request: pytest.FixtureRequest) -> Querywarden:
 
 
 @pytest.fixture(scope="session")
-def querywarden_template(request: pytest.FixtureRequest) -> str:
+def querywarden_server() -> object | None:
+    """The server to seed and clone on, when a project's conftest says so by overriding this fixture:
+    a DSN or pytest-postgresql's `postgresql_proc`/`postgresql_noproc`. None: the configured DSN, else
+    an embedded cluster."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def querywarden_template(request: pytest.FixtureRequest, querywarden_server: object | None) -> str:
     """Name of the seeded, ANALYZEd template database (built once, reused while the seed is unchanged)."""
     from ..errors import QuerywardenError
     from ..seeding.seed import ensure_template
 
     state = _state(request.config)
     try:
+        if querywarden_server is not None:
+            state.use_server(querywarden_server)
         seed = state.seed()
         template = ensure_template(state.server(), seed, _seed_progress(state))
         state.seed_fingerprint = seed.data_fingerprint()

@@ -140,6 +140,35 @@ class QuerywardenSession:
     def baselines_dir(self) -> Path:
         return self.resolved().path("baselines")
 
+    def use_server(self, given: object) -> None:
+        """Seed and clone on the server a `querywarden_server` fixture gave: a DSN, or a pytest-postgresql
+        executor (`postgresql_proc`, `postgresql_noproc`), whose host, port and user say where it is."""
+        from ..database import Server
+        from ..errors import ConfigError
+
+        if isinstance(given, str):
+            dsn = given
+        elif all(hasattr(given, name) for name in ("host", "port", "user")):
+            from psycopg.conninfo import make_conninfo
+
+            password = getattr(given, "password", None)
+            maintenance = getattr(given, "maintenance_dbname", None) or "postgres"
+            dsn = make_conninfo(
+                host=str(getattr(given, "host")), port=str(getattr(given, "port")), user=str(getattr(given, "user")),
+                dbname=str(maintenance), **({"password": str(password)} if password else {}),
+            )
+        else:
+            raise ConfigError(
+                f"the querywarden_server fixture gave a {type(given).__name__}; return a DSN or pytest-postgresql's "
+                "postgresql_proc / postgresql_noproc fixture"
+            )
+        if self._server is not None and self._server.dsn != dsn:
+            raise ConfigError(
+                "the querywarden_server fixture names another server than this session already seeded on; "
+                "request querywarden_server before anything else of querywarden's, or set querywarden_dsn instead"
+            )
+        self._server = Server(dsn)
+
     def server(self) -> Server:
         """The server to seed and clone on: the configured DSN, else an embedded cluster started now."""
         if self._server is None:
