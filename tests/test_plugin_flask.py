@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+import flask_sqlalchemy  # noqa: F401  (imported once here: pytester's inner sessions drop what they import)
 import pytest
 
 from test_plugin import INNER_ADDOPTS
