@@ -36,12 +36,13 @@ def test_agent_queue(querywarden: Querywarden, db: None) -> None:
 
 @pytest.mark.hot_path(calls_per_minute=8000)
 def test_ticket_list(querywarden: Querywarden, db: None) -> None:
-    with querywarden.capture(connection) as captured:
+    # One statement joins tickets, customers and assignees; the baseline counts the statements, so a
+    # lost select_related (an N+1 loop over the page) blocks this test without an assertion here.
+    with querywarden.capture(connection):
         page = ticket_list(BIG_CUSTOMER)
     assert len(page) == PAGE_SIZE
     assert {row["customer"] for row in page} == {f"Customer {BIG_CUSTOMER}"}
     assert any(row["assignee"] for row in page)
-    assert len(captured) == 1  # tickets, customers and assignees in one join
 
 
 @pytest.mark.hot_path(calls_per_minute=400)
