@@ -91,6 +91,7 @@ class _DjangoDatabases:
         self.state = state
         self.aliases = aliases
         self.template: str | None = None
+        self.dsn: str | None = None  # the clone the aliases point at
         self._saved: dict[str, dict[str, Any]] = {}
 
     @property
@@ -118,7 +119,7 @@ class _DjangoDatabases:
         from psycopg.conninfo import conninfo_to_dict
 
         self.template = template
-        dsn = self.state.shared_clone(template)
+        dsn = self.dsn = self.state.shared_clone(template)
         params = {key: value for key, value in conninfo_to_dict(dsn).items() if value is not None}
         for alias, settings in self._settings():
             self._saved.setdefault(alias, copy.deepcopy(settings))
@@ -128,18 +129,22 @@ class _DjangoDatabases:
             settings.update({name: str(params.get(key, "")) for key, name in _SETTINGS.items()})
             settings["OPTIONS"] = options
 
-    def renew(self) -> None:
-        """A test committed and pytest-django flushed the tables: a fresh clone of the seed for the next one."""
+    def follow(self, committed: bool) -> None:
+        """After a test: when it committed (and pytest-django flushed the tables), a fresh clone of the seed
+        for the next test; when another fixture replaced the shared clone (querywarden_db saw a commit),
+        Django follows it."""
         if self.template is None:
             return
-        for alias in self.aliases:
-            _close(alias)
-        self.state.discard_shared_clone()
-        self.point(self.template)
+        if committed:
+            for alias in self.aliases:
+                _close(alias)
+            self.state.discard_shared_clone()
+        if self.state.shared_clone(self.template) != self.dsn:
+            self.point(self.template)
 
     def restore(self) -> None:
         connections = _connections()
-        self.template = None
+        self.template = self.dsn = None
         for alias, saved in self._saved.items():
             _close(alias)
             settings = connections[alias].settings_dict
@@ -185,7 +190,8 @@ def commits(item: pytest.Item) -> bool:
 
 class _CommitWatcher:
     """Registered for the session while Django points at the shared clone: after a test that committed
-    (and had its tables flushed by pytest-django), the next test gets a fresh clone."""
+    (and had its tables flushed by pytest-django), the next test gets a fresh clone; after a test whose
+    querywarden_db or querywarden_session committed, Django moves to the clone that replaced it."""
 
     def __init__(self, databases: _DjangoDatabases, blocker: Any) -> None:
         self.databases = databases
@@ -197,6 +203,12 @@ class _CommitWatcher:
         try:
             yield
         finally:
-            if committed and self.databases.active:  # not after the session's own teardown restored settings
+            if self.databases.active:  # not after the session's own teardown restored the settings
+                from . import _fail_on
+                from ..errors import QuerywardenError
+
                 with self.blocker.unblock():
-                    self.databases.renew()
+                    try:
+                        self.databases.follow(committed)
+                    except QuerywardenError as exc:
+                        _fail_on(exc)
