@@ -26,7 +26,7 @@ import pytest
 from ..config import DSN_ENV
 from .integrations import querywarden_db_url, querywarden_engine, querywarden_session  # noqa: F401  (fixtures)
 from .django import querywarden_django_databases, querywarden_django_db_setup  # noqa: F401  (fixtures)
-from .session import ACCEPT_FLAG, DEFAULT_BASELINES, UPDATE_FLAG, QuerywardenSession, relative
+from .session import ACCEPT_FLAG, DEFAULT_BASELINES, OFF_ENV, OFF_FLAG, UPDATE_FLAG, QuerywardenSession, relative
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,8 +34,7 @@ if TYPE_CHECKING:
     from ..capture import Capture
     from ..config import Setting
     from ..query import CapturedStatement
-    from ..engine import Probe
-    from ..policy import MeasureSettings
+    from ..capture import Before
 
 STRICT_FLAG = "--querywarden-strict"
 MARKER = "hot_path"
@@ -109,6 +108,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "breaks the budget, with the reason a reviewer will read in the baseline (repeatable).")
     group.addoption(STRICT_FLAG, dest="querywarden_strict", action="store_true", default=False,
                     help="Also fail on baselines no test used and on statements new to, or gone from, a path.")
+    group.addoption(OFF_FLAG, dest="querywarden_off", action="store_true", default=False,
+                    help=f"Measure nothing (also ${OFF_ENV}=1): the fixtures still give the seeded database and "
+                         "capture, for quick local runs; no verdict, no baseline read or written.")
 
 
 # --- settings: flag -> environment -> ini here; [tool.querywarden] and defaults in config.resolve ---
@@ -193,18 +195,16 @@ class Querywarden:
     """
 
     def __init__(
-        self, test: str, calls_per_minute: float, budget_ms: float | None, marked: bool, settings: MeasureSettings,
-        probe: Probe,
+        self, test: str, calls_per_minute: float, budget_ms: float | None, marked: bool, before: Before | None
     ) -> None:
         from ..capture import Capture
-        from ..hosting import InTransaction
 
         self.test = test
         self.calls_per_minute = calls_per_minute
         self.budget_ms = budget_ms
         self.marked = marked
-        # Statements whose rows only the test's own transaction sees are measured there as they run.
-        self._all: Capture = Capture(before=InTransaction(settings, calls_per_minute, budget_ms, probe))
+        # `before` measures a statement whose rows only the test's own transaction sees, as it runs there.
+        self._all: Capture = Capture(before=before)
 
     @contextmanager
     def capture(self, target: object) -> Iterator[Capture]:
@@ -270,10 +270,14 @@ def querywarden(request: pytest.FixtureRequest) -> Querywarden:
     except QuerywardenError as exc:
         _fail_on(exc)
     calls, budget, marked = _marker_rate(request.node, default_rate)
-    from ..engine import no_probe
+    before = None
+    if not state.off:
+        from ..engine import no_probe
+        from ..hosting import InTransaction
 
-    # The machine probe goes with new baselines only, as for statements measured after the test.
-    guarded = Querywarden(request.node.nodeid, calls, budget, marked, settings, state.probe if state.update else no_probe)
+        # The machine probe goes with new baselines only, as for statements measured after the test.
+        before = InTransaction(settings, calls, budget, state.probe if state.update else no_probe)
+    guarded = Querywarden(request.node.nodeid, calls, budget, marked, before)
     request.node.stash[CAPTURE_KEY] = guarded
     return guarded
 
@@ -368,6 +372,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "fixture by how often it runs in production (and give it a DB-time budget in ms per call).",
     )
     state = QuerywardenSession(config, _explicit_layer(config))
+    if state.off and state.update:
+        raise pytest.UsageError(f"querywarden: {UPDATE_FLAG} records what it measures, and {OFF_FLAG} (or ${OFF_ENV}) measures nothing")
     config.stash[SESSION_KEY] = state
     config.add_cleanup(state.close)
     reported = _CallReports()
@@ -376,10 +382,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = _state(config)
+    if not state.configured():
+        return []  # installed, not used here: say nothing, load nothing
     from ..database import mask_dsn
     from ..errors import QuerywardenError
 
-    state = _state(config)
+    if state.off:
+        return [f"querywarden: off ({OFF_FLAG} or ${OFF_ENV}): the fixtures work, nothing is measured"]
     try:
         resolved = state.resolved()
     except QuerywardenError as exc:
@@ -429,6 +439,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     state = _state(item.config)
     state.called.add(item.nodeid)
     guarded = item.stash.get(CAPTURE_KEY, None)
+    if state.off:
+        return result
     if guarded is None:
         if item.get_closest_marker(MARKER) is not None:
             pytest.fail(
@@ -499,6 +511,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):
         config.workeroutput[_WORKEROUTPUT_KEY] = state.to_plain()  # type: ignore[attr-defined]
         return
+    if state.off:
+        return
     from ..errors import QuerywardenError
 
     try:
@@ -521,6 +535,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _change_budget(state: QuerywardenSession) -> str | None:
     """Why the guarded paths together add more load than one change may, when nothing blocks alone."""
+    if not state.outcomes:
+        return None
     from ..judge import change_budget
     from ..reports.results import query_from_dict
 

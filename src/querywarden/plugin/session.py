@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .outcome import PathOutcome
 
 DEFAULT_BASELINES = "baselines/tests"
+OFF_FLAG = "--querywarden-off"
+OFF_ENV = "QUERYWARDEN_OFF"
+_REPORT_OPTIONS = ("querywarden_json", "querywarden_html", "querywarden_markdown")
 UPDATE_FLAG = "--querywarden-update"
 ACCEPT_FLAG = "--querywarden-accept"
 
@@ -66,6 +69,7 @@ class QuerywardenSession:
         self.config = config
         self.explicit = explicit
         self._resolved: Resolved | None = None
+        self._project_table: bool | None = None  # whether pyproject.toml has [tool.querywarden]
         self._stack = ExitStack()
         self._server: Server | None = None
         self._roles: dict[tuple[str, str], MeasuringRole] = {}
@@ -97,24 +101,61 @@ class QuerywardenSession:
         return bool(self.config.getoption("querywarden_strict"))
 
     @property
+    def off(self) -> bool:
+        """--querywarden-off or $QUERYWARDEN_OFF: the fixtures work, nothing is measured, judged or written."""
+        return bool(self.config.getoption("querywarden_off")) or os.environ.get(OFF_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+    def configured(self) -> bool:
+        """Whether this run is querywarden's business before any test ran: a setting or flag of its own, or
+        a [tool.querywarden] table. Otherwise the plugin says nothing and reads no baselines."""
+        if self.explicit or self.update or self.strict or self.off or self.config.getoption("querywarden_accept"):
+            return True
+        if any(self.config.getoption(option) for option in _REPORT_OPTIONS):
+            return True
+        if self._project_table is None:
+            from ..config import find_pyproject
+
+            pyproject = find_pyproject(self.root)
+            self._project_table = False
+            if pyproject is not None:
+                import tomllib
+
+                try:
+                    document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                    self._project_table = True  # resolving will say what is wrong with it
+                else:
+                    tool = document.get("tool")
+                    self._project_table = isinstance(tool, dict) and "querywarden" in tool
+        return self._project_table
+
+    @property
     def root(self) -> Path:
         return self.config.rootpath
 
     def resolved(self) -> Resolved:
         """Flag -> environment -> ini (the explicit layers) -> [tool.querywarden] -> default.
 
-        The plugin's baselines are per-test files, another kind than the CLI's per-query ones, so
-        `baselines` in [tool.querywarden] (the CLI's) is not taken for them.
+        The plugin's baselines are per-test files, another kind than the CLI's per-query ones: they go
+        in `tests/` under the directory `baselines` of [tool.querywarden] names (the CLI's files).
         """
         if self._resolved is None:
-            from ..config import resolve
+            from dataclasses import replace
 
-            self._resolved = resolve(
+            from ..config import Setting, resolve
+
+            resolved = resolve(
                 [self.explicit],
                 self.root,
                 defaults={"baselines": DEFAULT_BASELINES},
                 from_project=("schema", "seed", "scale", "calls_per_minute", "hot_calls_per_minute", "in_place"),
             )
+            project = resolved.project
+            if "baselines" not in self.explicit and "baselines" in project.given:
+                shown = f"`baselines` of [tool.querywarden] in {Path(project.source).name}, its tests/"
+                under = Setting(str(Path(project.baselines) / "tests"), shown, project.root)
+                resolved = replace(resolved, settings={**resolved.settings, "baselines": under})
+            self._resolved = resolved
         return self._resolved
 
     def policy(self) -> Policy:
@@ -216,11 +257,11 @@ class QuerywardenSession:
     def close(self) -> None:
         """Drop the measuring roles and stop an embedded cluster; a failure here is said, not a traceback
         (the verdicts are in; `querywarden templates --prune` drops what is left)."""
-        from ..database import mask_dsn
-
         try:
             self._stack.close()
         except QuerywardenError as exc:
+            from ..database import mask_dsn
+
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(f"querywarden: warning: {mask_dsn(str(exc))}")
@@ -349,8 +390,8 @@ class QuerywardenSession:
 
     def find_stale(self) -> None:
         """Baselines whose test is gone, or ran without guarding anything; deleted in update mode."""
-        if not self.outcomes and not self.collected:
-            return
+        if self.off or not (self.outcomes or self.guarded or self.configured()):
+            return  # not this run's business: an unrelated project's baselines/ is left unread
         try:
             baselines_dir = self.baselines_dir
         except QuerywardenError:
