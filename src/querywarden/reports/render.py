@@ -268,10 +268,40 @@ def md_text(text: str, limit: int | None = None) -> str:
     Pipes cannot split a table cell, backticks cannot open code spans, `<` cannot open HTML, `@` cannot
     mention anyone and `$` cannot start math. Truncation happens before escaping so no entity is cut.
     """
+    return _md_escape(_md_line(text, limit))
+
+
+def _md_line(text: str, limit: int | None) -> str:
     text = _one_line(text)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
+    return text
+
+
+def _md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(lambda m: _MD_ESCAPES[m.group(0)], text)
+
+
+# A querywarden command quoted in a reason (`querywarden update`, `querywarden update --prune`, ...).
+_COMMAND_SPAN = re.compile(r"`(querywarden(?: [^`]*)?)`")
+
+
+def md_reason(text: str, limit: int | None = None) -> str:
+    """A reason as inline-safe Markdown: like `md_text`, except that the querywarden commands the reason
+    quotes in backticks become inline code, so a reviewer reads `querywarden update` and not the entities.
+
+    Only a span that names a querywarden command becomes code, as a `<code>` element whose content is
+    escaped like all other text: a reason's untrusted parts (query and relation names, database errors)
+    cannot open, close or split a code span, nor inject HTML; any other backtick stays a literal one.
+    """
+    text = _md_line(text, limit)
+    parts: list[str] = []
+    position = 0
+    for span in _COMMAND_SPAN.finditer(text):
+        parts += [_md_escape(text[position : span.start()]), f"<code>{_md_escape(span.group(1))}</code>"]
+        position = span.end()
+    parts.append(_md_escape(text[position:]))
+    return "".join(parts)
 
 
 def _fence(body: str, info: str) -> str:
@@ -337,7 +367,7 @@ def _table_row(result: QueryResult) -> str:
         float(before.buffers.total) if before else None, float(after.buffers.total) if after else None, format_count
     )
     cost = _metric_cell(before.total_cost if before else None, after.total_cost if after else None, format_cost)
-    reasons = "<br>".join(md_text(reason, _MAX_REASONS_CHARS) for reason in result.reasons) or "—"
+    reasons = "<br>".join(md_reason(reason, _MAX_REASONS_CHARS) for reason in result.reasons) or "—"
     cells = [
         verdict,
         f"<code>{md_text(result.name, _MAX_NAME_CHARS)}</code>",
