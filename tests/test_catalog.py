@@ -66,7 +66,8 @@ def test_percent_inside_strings_and_escaped_percent_are_not_placeholders() -> No
         ("-- name: q\n\n", "cat.sql:1: query 'q': has no SQL"),
         ("-- name: q\nSELECT 1; SELECT 2;\n", "cat.sql:1: query 'q': holds 2 statements"),
         ("SELECT 1;\n-- name: q\nSELECT 2\n", "cat.sql:1: SQL before the first `-- name:` line"),
-        ("-- name: many*!\nINSERT INTO t VALUES (%s)\n", "cat.sql:1: `many*!` runs the statement once per parameter set"),
+        ("-- name: many*!\n-- calls-per-minute: 5\nINSERT INTO t VALUES (%s)\n",
+         "cat.sql:1: query 'many': `many*!` runs its statement once per parameter set"),
         ("-- name: 9lives\nSELECT 1\n", "cat.sql:1: query name '9lives' must start with a letter"),
     ],
 )
@@ -96,7 +97,8 @@ def test_directory_expands_to_its_sql_files_and_empty_catalog_is_an_error(tmp_pa
 
 
 def test_a_directory_is_read_with_its_subdirectories_in_a_fixed_order(tmp_path: Path) -> None:
-    """A hot query kept in a subdirectory is guarded, not reported missing with exit 0."""
+    """A hot query kept in a subdirectory is guarded, not reported missing with exit 0; its name is
+    namespaced by the subdirectories, as aiosql names it."""
     (tmp_path / "sub" / "deeper").mkdir(parents=True)
     (tmp_path / "z.sql").write_text("-- name: z\nSELECT 4\n")
     (tmp_path / "sub" / "deeper" / "c.sql").write_text("-- name: c\nSELECT 3\n")
@@ -104,15 +106,17 @@ def test_a_directory_is_read_with_its_subdirectories_in_a_fixed_order(tmp_path: 
     (tmp_path / "a.sql").write_text("-- name: a\nSELECT 1\n")
     (tmp_path / "sub" / "notes.txt").write_text("-- name: not_sql\nSELECT 5\n")
     queries = load_catalogs([tmp_path])
-    assert [q.name for q in queries] == ["a", "b", "c", "z"]
+    assert [q.name for q in queries] == ["a", "sub.b", "sub.deeper.c", "z"]
     assert str(queries[2].source) == f"{tmp_path / 'sub' / 'deeper' / 'c.sql'}:2"
 
 
-def test_the_same_name_in_two_subdirectories_is_an_error_naming_both(tmp_path: Path) -> None:
+def test_the_same_name_in_two_subdirectories_is_two_queries_and_a_clash_names_both(tmp_path: Path) -> None:
     for part in ("one", "two"):
         (tmp_path / part).mkdir()
         (tmp_path / part / "q.sql").write_text("-- name: hot\nSELECT 1\n")
-    with pytest.raises(CatalogError, match=r"two/q.sql:2: query name 'hot' is already used at .*one/q.sql:2"):
+    assert [q.name for q in load_catalogs([tmp_path])] == ["one.hot", "two.hot"]
+    (tmp_path / "z.sql").write_text("-- name: two.hot\nSELECT 2\n")
+    with pytest.raises(CatalogError, match=r"z.sql:2: query name 'two.hot' is already used at .*two/q.sql:2"):
         load_catalogs([tmp_path])
 
 
@@ -120,4 +124,4 @@ def test_a_symlink_back_up_the_tree_is_read_once(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "q.sql").write_text("-- name: q\nSELECT 1\n")
     (tmp_path / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)
-    assert [q.name for q in load_catalogs([tmp_path])] == ["q"]
+    assert [q.name for q in load_catalogs([tmp_path])] == ["sub.q"]
