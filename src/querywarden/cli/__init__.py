@@ -16,13 +16,14 @@ import click
 
 from .. import __version__
 from ..baseline import BaselineStore
-from ..catalog import load_catalogs
+from ..catalog import Catalog, read_catalogs
 from ..config import Resolved, Setting, dsn_setting, environment_layer, resolve
 from ..database import mask_dsn
 from ..engine import CatalogSite, Statement, deadline_for, evaluate, open_catalog_site, refresh, refuse_unsafe
 from ..errors import ConfigError, QuerywardenError
 from ..judge import change_budget, missing
 from ..policy import Policy
+from ..query import GuardedQuery
 from ..reports import write_reports
 from ..reports.terminal import terminal
 from ..sandbox import in_place_risk
@@ -145,6 +146,16 @@ def _acceptances(given: tuple[str, ...], names: set[str]) -> dict[str, str]:
     return accepted
 
 
+def _catalog(resolved: Resolved) -> list[GuardedQuery]:
+    """The catalog's guarded queries; the ones it cannot measure (aiosql `*!`, `#`, `:name` with no values)
+    are listed as skipped, so nothing is left out unsaid."""
+    catalog: Catalog = read_catalogs(resolved.paths("catalog"),
+                                     default_calls_per_minute=float(resolved["calls_per_minute"].value))
+    for item in catalog.skipped:
+        click.echo(f"{'skipped':<10} {item.name}  ({item.source}: {item.reason})")
+    return list(catalog.queries)
+
+
 def _shown(value: Any) -> str:
     return ", ".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -203,7 +214,7 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
           in_place: bool | None, json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
-    queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
+    queries = _catalog(resolved)
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()  # a corrupt baseline stops the run before any measuring
     store.claim([q.name for q in queries], recorded)
@@ -234,7 +245,7 @@ def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str 
 
     A query that regressed, or a new one over the budget, is not recorded (exit 1) unless --accept names it."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
-    queries = load_catalogs(resolved.paths("catalog"), default_calls_per_minute=float(resolved["calls_per_minute"].value))
+    queries = _catalog(resolved)
     accepted = _acceptances(acceptances, {q.name for q in queries})
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()
