@@ -1,4 +1,6 @@
-"""`querywarden import-stats`: production call rates from a pg_stat_statements export into the catalog.
+"""`querywarden import-stats`: production call rates from a pg_stat_statements export into the catalog,
+and (`--planner`) production's planner statistics, checked and made ready for the seed's
+`planner-stats:FILE` item (see planner_stats.py and docs/production-stats.md).
 
 Registered on the main group by the cli package (`main.add_command(import_stats)`); errors are
 QuerywardenErrors, which the group turns into exit 2 with one line.
@@ -14,6 +16,7 @@ from ..catalog import load_catalogs
 from ..config import load_config
 from ..errors import ConfigError
 from ..call_rates import ImportResult, Matched, match_export, rate_lines, read_export, write_rates
+from ..planner_stats import ITEM_PREFIX, canonical_json, describe, is_item, item_path, read_planner_stats
 
 
 def _number(value: float) -> str:
@@ -107,9 +110,25 @@ def render(result: ImportResult, *, top: int, write: bool, written: list[Path]) 
 @click.option("--write", is_flag=True, help="Rewrite the `-- calls-per-minute:` lines of the catalog files in place.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many unguarded statements to list.")
-def import_stats(export_file: Path, catalogs: tuple[Path, ...], window_minutes: float | None, write: bool, top: int) -> None:
-    """Set the catalog's call rates from a pg_stat_statements export (CSV or JSON, see docs/production-stats.md)."""
+@click.option("--planner", is_flag=True,
+              help="FILE is production's planner statistics (the JSON export of docs/production-stats.md or "
+                   "pg_dump --statistics-only output): check it and say how the seed imports it.")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="With --planner: write the checked statistics here as sorted JSON, for the seed to reference.")
+def import_stats(export_file: Path, catalogs: tuple[Path, ...], window_minutes: float | None, write: bool, top: int,
+                 planner: bool, output: Path | None) -> None:
+    """Set the catalog's call rates from a pg_stat_statements export (CSV or JSON, see docs/production-stats.md).
+
+    With --planner, check production's planner statistics for the seed's planner-stats:FILE item instead."""
     config = load_config()
+    if planner:
+        if write or window_minutes is not None or catalogs:
+            raise ConfigError("--planner reads planner statistics; --write, --window-minutes and --catalog are for "
+                              "pg_stat_statements exports")
+        click.echo(import_planner_stats(export_file, output, config.seed, config.root))
+        return
+    if output is not None:
+        raise ConfigError("--output is for --planner; a pg_stat_statements import rewrites the catalog with --write")
     paths = list(catalogs) or [config.path(c) for c in config.catalog]
     if not paths:
         raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
@@ -123,3 +142,37 @@ def import_stats(export_file: Path, catalogs: tuple[Path, ...], window_minutes: 
     result = match_export(export, queries, export.window_minutes(window_minutes), rate_lines=lines_by_file)
     written = write_rates(result) if write else []
     click.echo(render(result, top=top, write=write, written=written))
+
+
+def import_planner_stats(path: Path, output: Path | None, seed_items: tuple[str, ...], root: Path) -> str:
+    """Check a planner statistics file (and write its sorted JSON form); say how the seed uses it."""
+    stats = read_planner_stats(path)
+    lines = describe(stats)
+    target = path
+    if output is not None:
+        text = canonical_json(stats)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output} ({exc.strerror or exc})") from None
+        lines += ["", f"wrote {output} ({len(text.encode()):,} bytes)"]
+        target = output
+    used = [item for item in seed_items if is_item(item) and _same(item_path(item, root), target)]
+    lines.append("")
+    if used:
+        lines.append(f"the seed imports it ({used[0]}): the next run builds a template with these statistics "
+                     "(PostgreSQL 18 or later)")
+    else:
+        lines.append(f'add "{ITEM_PREFIX}{target}" to `seed` in [tool.querywarden] (after the data items); the template is '
+                     "then built with production's column statistics, on PostgreSQL 18 or later")
+    lines.append("note: most_common_vals and histogram_bounds are production values (emails, names, ids); "
+                 "read the file before you commit it")
+    return "\n".join(lines)
+
+
+def _same(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except OSError:
+        return False
