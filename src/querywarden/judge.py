@@ -74,6 +74,34 @@ def _environment_drift(before: Observation, after: Observation) -> tuple[list[st
     return drift, incomparable
 
 
+def _incomparable_reasons(before: Observation, after: Observation, drift: list[str], policy: Policy) -> list[str]:
+    """Why a baseline cannot be compared: another PostgreSQL major is named as the upgrade it is (plans,
+    costs and block counts of one major say nothing about another's, so it is never a regression)."""
+    was, now = before.environment.get("postgres_major"), after.environment.get("postgres_major")
+    reasons: list[str] = []
+    rest = drift
+    if was is not None and now is not None and was != now:
+        rest = [d for d in drift if not d.startswith("postgres_major ")]
+        try:
+            older = int(now) < int(was)
+        except ValueError:
+            older = False
+        if older:
+            reasons.append(f"PostgreSQL {was} → {now} (an older major): re-record the baselines on this major with "
+                           f"{policy.refresh}, or check on PostgreSQL {was}; plans are not comparable across majors")
+        else:
+            reasons.append(f"PostgreSQL {was} → {now}: re-record the baselines on the new major with {policy.refresh}; "
+                           "plans are not comparable across majors")
+        if not any(d.split(" ", 1)[0] in _INCOMPARABLE_ENVIRONMENT for d in rest):
+            reasons.extend(f"environment drift: {d}" for d in rest)
+            return reasons
+    reasons.append(
+        f"baseline was measured in another environment or on another seed ({'; '.join(rest)}); "
+        f"refresh it with {policy.refresh}"
+    )
+    return reasons
+
+
 def _speed(before: Observation, after: Observation) -> float:
     """How much slower this run's machine was than the baseline's, from their calibration probes."""
     if before.timing.probe_ms and after.timing.probe_ms:
@@ -307,14 +335,7 @@ def compare(
 
     drift, incomparable = _environment_drift(before, after)
     if incomparable:
-        return result(
-            Verdict.INCOMPARABLE,
-            True,
-            [
-                f"baseline was measured in another environment or on another seed ({'; '.join(drift)}); "
-                f"refresh it with {policy.refresh}"
-            ],
-        )
+        return result(Verdict.INCOMPARABLE, True, _incomparable_reasons(before, after, drift, policy))
 
     slower: list[str] = []
     faster: list[str] = []
