@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import PipelineStatus, TransactionStatus
 from psycopg.rows import tuple_row
 
 from .engine import Probe, measure_in_transaction
@@ -65,6 +65,12 @@ def _psycopg_host(conn: psycopg.Connection[Any], writes: bool) -> Host:
     status = conn.info.transaction_status
     if status in (TransactionStatus.IDLE, TransactionStatus.INERROR):
         return ELSEWHERE  # autocommit or no transaction: committed data; aborted: the statement fails too
+    if conn.pgconn.pipeline_status != PipelineStatus.OFF:
+        return Host(refusal=(
+            "the statement ran in pipeline mode inside the test's open transaction: querywarden cannot run its "
+            "measurement ahead of it on that connection there, nor tell whether the transaction holds rows no other "
+            "connection sees; capture the statements outside `conn.pipeline()`, or commit before the pipeline"
+        ))
     if status != TransactionStatus.INTRANS:
         return Host(refusal=(
             "the test's connection was still busy (a result not read to its end, a COPY in progress) when the "
@@ -85,8 +91,19 @@ def _async_host(live: psycopg.AsyncConnection[Any], writes: bool) -> Host:
         return ELSEWHERE
     twin = _SYNC_TWINS.get(live)
     if twin is None:
-        twin = _SYNC_TWINS[live] = psycopg.Connection(live.pgconn)
+        twin = _SYNC_TWINS[live] = _sync_twin(live)
     return _psycopg_host(twin, writes)
+
+
+def _sync_twin(live: psycopg.AsyncConnection[Any]) -> psycopg.Connection[Any]:
+    """A synchronous Connection over `live`'s libpq connection. Making one points the libpq
+    connection's notice and notification handlers at it; they are given back to `live`, so the
+    application's notice handlers and `notifies()` still hear the server (also what the measuring said)."""
+    pgconn = live.pgconn
+    notice, notify = pgconn.notice_handler, pgconn.notify_handler
+    twin = psycopg.Connection(pgconn)
+    pgconn.notice_handler, pgconn.notify_handler = notice, notify
+    return twin
 
 
 def _other_driver_host(live: Any) -> Host:
