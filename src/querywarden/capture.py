@@ -4,19 +4,32 @@
         app.dashboard(conn, user_id=42)
     captured.statements  # SQL, parameters, calling line, in the order they ran
 
-A target is a psycopg 3 `Connection`, a SQLAlchemy 2 `Engine`, `Connection`, `Session` or
-`scoped_session` (psycopg driver), or a Django connection (psycopg 3 backend).
+A target is a psycopg 3 `Connection` or `AsyncConnection`; a SQLAlchemy 2 `Engine`, `Connection`,
+`Session` or `scoped_session`, or an asyncio `AsyncEngine`, `AsyncConnection`, `AsyncSession` or
+`async_scoped_session` (psycopg driver); or a Django connection (psycopg 3 backend).
+
+Async code is captured by the same block, which is a plain `with` (it never awaits) and also works
+as `async with`:
+
+    with capture(aconn) as captured:
+        await app.dashboard(aconn, user_id=42)
 
 - psycopg has no statement hook, so for the duration of the block the connection's
   `cursor_factory` and `server_cursor_factory` are replaced by recording subclasses of whatever
-  they were (plain, client-side binding, raw, or an application's own class) and restored after.
+  they were (plain, client-side binding, raw, or an application's own class; their async twins on an
+  `AsyncConnection`) and restored after.
   Cursors opened by the connection inside the block record `execute`, `executemany` and `stream`,
   also for server-side (named) cursors; a cursor opened before the block is not seen, and neither
-  is COPY.
+  is COPY. `connection.execute()` opens such a cursor too.
 - SQLAlchemy: its `after_cursor_execute` event, which fires once the statement ran, on the engine
-  or connection (a session is
-  captured through the engine or connection it is bound to).
+  or connection (a session is captured through the engine or connection it is bound to; an asyncio
+  engine, connection or session through the synchronous one it drives, `sync_engine`,
+  `sync_connection`, `sync_session`).
 - Django: `connection.execute_wrapper`, for the connection of the current thread.
+
+The calling line is the application's: under SQLAlchemy's asyncio extension the statement runs in a
+greenlet whose own stack holds only SQLAlchemy, so the search goes on in the greenlet that started
+it, where the application's coroutines wait (`await conn.execute(...)`).
 
 A value composed into a statement with `psycopg.sql.Literal` is recorded as a placeholder with the
 value as a parameter, like a bound value: it never reaches a baseline unless `store-params` says so.
@@ -32,11 +45,11 @@ import sys
 import sysconfig
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 import psycopg
@@ -119,9 +132,33 @@ def _is_library(module: str, filename: str) -> bool:
 
 def calling_line() -> tuple[SourceLocation | None, str | None]:
     """The first frame outside querywarden, database drivers, ORMs, pytest, the standard library and
-    installed packages: the application line that ran the statement."""
-    frame: FrameType | None = sys._getframe(1)
+    installed packages: the application line that ran the statement.
+
+    Where the current greenlet's stack holds library frames only (SQLAlchemy's asyncio extension runs
+    the statement in a greenlet of its own), the search goes on in the greenlet that switched to it,
+    and so on up: the application's coroutines wait there, in the frame chain of the one suspended."""
     seen: dict[str, bool] = {}
+    found = _application_frame(sys._getframe(1), seen)
+    if found is not None:
+        return found
+    greenlet = sys.modules.get("greenlet")  # not imported: no greenlet runs, nothing more to search
+    if greenlet is None:
+        return None, None
+    try:
+        parent = greenlet.getcurrent().parent
+    except Exception:  # noqa: BLE001 - a greenlet we cannot inspect hides no more frames we can read
+        return None, None
+    while parent is not None:
+        frame = getattr(parent, "gr_frame", None)
+        if frame is not None:
+            found = _application_frame(frame, seen)
+            if found is not None:
+                return found
+        parent = getattr(parent, "parent", None)
+    return None, None
+
+
+def _application_frame(frame: FrameType | None, seen: dict[str, bool]) -> tuple[SourceLocation, str] | None:
     while frame is not None:
         filename = frame.f_code.co_filename
         module = str(frame.f_globals.get("__name__", ""))
@@ -132,7 +169,7 @@ def calling_line() -> tuple[SourceLocation | None, str | None]:
         if not library:
             return SourceLocation(filename, frame.f_lineno), frame.f_code.co_name
         frame = frame.f_back
-    return None, None
+    return None
 
 
 # --- turning what the driver was given into what we record ----------------------------------------
@@ -286,9 +323,9 @@ def _params(params: Any) -> Params:
 
 
 def _binding(cursor: Any) -> Binding:
-    if isinstance(cursor, (psycopg.RawCursor, psycopg.RawServerCursor)):
+    if isinstance(cursor, (psycopg.RawCursor, psycopg.RawServerCursor, psycopg.AsyncRawCursor, psycopg.AsyncRawServerCursor)):
         return "raw"
-    if isinstance(cursor, psycopg.ClientCursor):
+    if isinstance(cursor, (psycopg.ClientCursor, psycopg.AsyncClientCursor)):
         return "client"
     return "server"
 
@@ -342,6 +379,10 @@ class _Hook:
         uninstall, self._uninstall = self._uninstall, None
         uninstall()
         return True
+
+    def wants_prior(self) -> bool:
+        """Whether an open capture has a `before` to tell of statements about to run."""
+        return not getattr(_BEFORE_RUNNING, "active", False) and any(sink.before is not None for sink in self.sinks)
 
     def prior(self, conn: object, sql: str, params: Params, binding: Binding) -> object | None:
         """What the first open capture with a `before` makes of a statement about to run. The hook is
@@ -422,19 +463,31 @@ def _pending_psycopg(cursor: Any, query: Any, params: Any) -> _Pending | None:
     return _Pending(hook, text, recorded_params, binding, hook.prior(cursor.connection, text, recorded_params, binding))
 
 
+async def _pending_psycopg_async(cursor: Any, query: Any, params: Any) -> _Pending | None:
+    """`_pending_psycopg` on an AsyncConnection. What `before` does there, it does on the connection
+    itself (hosting: through a synchronous twin over the same libpq connection), so it waits its turn
+    for the connection's lock like any statement: never in the middle of another task's."""
+    hook = _hook_for(cursor.connection)
+    if hook is None or not hook.wants_prior():
+        return _pending_psycopg(cursor, query, params)
+    async with cursor.connection.lock:
+        return _pending_psycopg(cursor, query, params)
+
+
 def _record_psycopg(cursor: Any, pending: _Pending | None, executions: int, server_side: bool) -> None:
     if pending is None:
         return
     conn = cursor.connection
     source, function = calling_line()
     binding, text, recorded_params = pending.binding, pending.text, pending.params
+    via = "psycopg async" if isinstance(conn, psycopg.AsyncConnection) else "psycopg"
     pending.hook.emit(
         CapturedStatement(
             sql=text,
             params=recorded_params,
             source=source,
             function=function,
-            via="psycopg server-side cursor" if server_side else "psycopg",
+            via=f"{via} server-side cursor" if server_side else via,
             executions=executions,
             binding=binding,
             database=conninfo_of(conn),
@@ -451,8 +504,17 @@ def _recording_cursor(base: type[Any]) -> type[Any]:
     """A subclass of the psycopg cursor class `base` that reports what it runs to its connection's hook."""
     with _HOOKS_LOCK:
         if base not in _RECORDING_CLASSES:
-            _RECORDING_CLASSES[base] = _make_recording_cursor(base)
+            if issubclass(base, (psycopg.AsyncCursor, psycopg.AsyncServerCursor)):
+                _RECORDING_CLASSES[base] = _make_recording_async_cursor(base)
+            else:
+                _RECORDING_CLASSES[base] = _make_recording_cursor(base)
         return _RECORDING_CLASSES[base]
+
+
+def _named(recording: type[Any], base: type[Any]) -> type[Any]:
+    recording.__name__ = recording.__qualname__ = f"QuerywardenRecording{base.__name__}"
+    recording.__module__ = __name__
+    return recording
 
 
 def _make_recording_cursor(base: type[Any]) -> type[Any]:
@@ -484,12 +546,41 @@ def _make_recording_cursor(base: type[Any]) -> type[Any]:
             if first:
                 _record_psycopg(self, pending, 1, server_side)
 
-    Recording.__name__ = Recording.__qualname__ = f"QuerywardenRecording{base.__name__}"
-    Recording.__module__ = __name__
-    return Recording
+    return _named(Recording, base)
 
 
-def _install_psycopg(conn: psycopg.Connection[Any]) -> Callable[[_Hook], Callable[[], None]]:
+def _make_recording_async_cursor(base: type[Any]) -> type[Any]:
+    server_side = issubclass(base, psycopg.AsyncServerCursor)
+
+    class Recording(base):  # type: ignore[misc]
+        async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            pending = await _pending_psycopg_async(self, query, params)
+            result = await super().execute(query, params, **kwargs)
+            _record_psycopg(self, pending, 1, server_side)
+            return result
+
+        async def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> Any:
+            materialized = list(params_seq)
+            pending = await _pending_psycopg_async(self, query, materialized[0]) if materialized else None
+            result = await super().executemany(query, materialized, **kwargs)
+            _record_psycopg(self, pending, len(materialized), server_side)
+            return result
+
+        async def stream(self, query: Any, params: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
+            pending = await _pending_psycopg_async(self, query, params)
+            first = True
+            async for row in super().stream(query, params, **kwargs):
+                if first:
+                    _record_psycopg(self, pending, 1, server_side)
+                    first = False
+                yield row
+            if first:
+                _record_psycopg(self, pending, 1, server_side)
+
+    return _named(Recording, base)
+
+
+def _install_psycopg(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> Callable[[_Hook], Callable[[], None]]:
     def install(_: _Hook) -> Callable[[], None]:
         original, original_server = conn.cursor_factory, conn.server_cursor_factory
         recording, recording_server = _recording_cursor(original), _recording_cursor(original_server)
@@ -512,10 +603,13 @@ def _install_psycopg(conn: psycopg.Connection[Any]) -> Callable[[_Hook], Callabl
 
 
 def _sqlalchemy_bind(target: Any) -> Any:
-    """The Engine or Connection whose events see a target's statements."""
+    """The Engine or Connection whose events see a target's statements (for an asyncio one, the
+    synchronous Engine, Connection or Session it drives)."""
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session, scoped_session
 
+    if type(target).__module__.startswith("sqlalchemy.ext.asyncio"):
+        target = _sqlalchemy_sync_twin(target)
     if isinstance(target, scoped_session):
         target = target()
     if isinstance(target, Session):
@@ -526,7 +620,48 @@ def _sqlalchemy_bind(target: Any) -> Any:
         return bind
     if isinstance(target, (Engine, Connection)):
         return target
-    raise TypeError(f"cannot capture a {type(target).__module__}.{type(target).__qualname__}; pass an Engine, Connection or Session")
+    raise TypeError(
+        f"cannot capture a {type(target).__module__}.{type(target).__qualname__}; pass an Engine, Connection or Session "
+        "(or their asyncio AsyncEngine, AsyncConnection, AsyncSession)"
+    )
+
+
+def _sqlalchemy_sync_twin(target: Any) -> Any:
+    """The synchronous Engine, Connection or Session behind an asyncio one: its events are the ones
+    that fire (in the greenlet SQLAlchemy runs the statement in)."""
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_scoped_session
+
+    if isinstance(target, async_scoped_session):
+        target = target()
+    if isinstance(target, AsyncSession):
+        return target.sync_session
+    if isinstance(target, AsyncEngine):
+        return target.sync_engine
+    if isinstance(target, AsyncConnection):
+        if target.sync_connection is None:
+            raise TypeError(
+                "cannot capture this SQLAlchemy AsyncConnection: it is not started yet; capture it inside "
+                "`async with engine.connect() as conn:` (or after `await conn.start()`), or capture its AsyncEngine"
+            )
+        return target.sync_connection
+    return target
+
+
+def _sqlalchemy_driver(conn: Any, cursor: Any) -> tuple[Any, Any]:
+    """The psycopg connection and cursor behind what SQLAlchemy's cursor events are given: the DBAPI
+    cursor itself under the synchronous dialect, SQLAlchemy's adapter of an AsyncConnection and its
+    AsyncCursor under the asyncio one."""
+    driver = getattr(cursor, "connection", None)
+    if isinstance(driver, (psycopg.Connection, psycopg.AsyncConnection)):
+        return driver, cursor
+    inner = getattr(cursor, "_cursor", None)  # sqlalchemy.connectors.asyncio.AsyncAdapt_dbapi_cursor
+    if isinstance(inner, (psycopg.AsyncCursor, psycopg.AsyncServerCursor)):
+        return inner.connection, inner
+    try:
+        driver = conn.connection.driver_connection
+    except Exception:  # noqa: BLE001 - a closed or invalidated connection: nothing to reference
+        driver = None
+    return (driver if driver is not None else getattr(cursor, "connection", None)), cursor
 
 
 def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
@@ -544,12 +679,14 @@ def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
             conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
         ) -> None:
             params = _params(first_set(parameters, executemany)[0])
-            priors[id(cursor)] = hook.prior(getattr(cursor, "connection", None), statement, params, _binding(cursor))
+            driver, dbapi_cursor = _sqlalchemy_driver(conn, cursor)
+            priors[id(cursor)] = hook.prior(driver, statement, params, _binding(dbapi_cursor))
 
         def after_cursor_execute(
             conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
         ) -> None:
             params, executions = first_set(parameters, executemany)
+            driver, dbapi_cursor = _sqlalchemy_driver(conn, cursor)
             source, function = calling_line()
             hook.emit(
                 CapturedStatement(
@@ -557,11 +694,11 @@ def _install_sqlalchemy(bind: Any) -> Callable[[_Hook], Callable[[], None]]:
                     params=_params(params),
                     source=source,
                     function=function,
-                    via="sqlalchemy",
+                    via="sqlalchemy async" if isinstance(driver, psycopg.AsyncConnection) else "sqlalchemy",
                     executions=executions,
-                    binding=_binding(cursor),
-                    database=conninfo_of(getattr(cursor, "connection", None)),
-                    connection=_weak(getattr(cursor, "connection", None)),
+                    binding=_binding(dbapi_cursor),
+                    database=conninfo_of(driver),
+                    connection=_weak(driver),
                     prior=priors.pop(id(cursor), None),
                 )
             )
@@ -640,10 +777,8 @@ def _is_django(target: Any) -> bool:
 
 
 def _installer(target: Any) -> tuple[object, Callable[[_Hook], Callable[[], None]]]:
-    if isinstance(target, psycopg.Connection):
+    if isinstance(target, (psycopg.Connection, psycopg.AsyncConnection)):
         return target, _install_psycopg(target)
-    if isinstance(target, psycopg.AsyncConnection):
-        raise TypeError("cannot capture a psycopg AsyncConnection yet; capture a synchronous Connection")
     module = type(target).__module__
     if module.startswith("sqlalchemy."):
         bind = _sqlalchemy_bind(target)
@@ -653,18 +788,45 @@ def _installer(target: Any) -> tuple[object, Callable[[_Hook], Callable[[], None
         return connection, _install_django(connection)
     raise TypeError(
         f"cannot capture a {module}.{type(target).__qualname__}; pass a psycopg Connection, a SQLAlchemy "
-        "Engine/Connection/Session or a Django connection"
+        "Engine/Connection/Session or a Django connection (in async code: a psycopg AsyncConnection, a SQLAlchemy "
+        "AsyncEngine/AsyncConnection/AsyncSession)"
     )
 
 
-@contextmanager
-def capture(target: object, *also: Capture) -> Iterator[Capture]:
-    """Record the statements `target` runs inside the block; yields the block's own `Capture`.
+class _Block:
+    """One capture block: `with capture(target) as captured:`, or `async with` in async code (the
+    same block: entering and leaving it never waits)."""
 
-    Each statement is also recorded into every `Capture` in `also` (the pytest plugin passes the
-    test's), once however deeply captures of the same target are nested.
+    def __init__(self, target: object, also: Sequence[Capture]) -> None:
+        self._key, self._install = _installer(target)
+        self._sinks = (Capture(), *also)
+        self._open: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> Capture:
+        if self._open is not None:
+            raise RuntimeError("this capture block is already open; call capture(target) again for another")
+        hooked = _hooked(self._key, self._install, self._sinks)
+        hooked.__enter__()
+        self._open = hooked
+        return self._sinks[0]
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        hooked, self._open = self._open, None
+        if hooked is not None:
+            hooked.__exit__(kind, error, trace)
+
+    async def __aenter__(self) -> Capture:
+        return self.__enter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.__exit__(kind, error, trace)
+
+
+def capture(target: object, *also: Capture) -> _Block:
+    """Record the statements `target` runs inside the block; the block yields its own `Capture`.
+
+    `with capture(target) as captured:`, also in async code; `async with` works too. Each statement
+    is also recorded into every `Capture` in `also` (the pytest plugin passes the test's), once
+    however deeply captures of the same target are nested.
     """
-    key, install = _installer(target)
-    block = Capture()
-    with _hooked(key, install, (block, *also)):
-        yield block
+    return _Block(target, also)
