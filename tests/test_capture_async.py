@@ -8,7 +8,6 @@ pytest sessions with pytest-asyncio on, measured and recorded through the plugin
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib.util
 import json
 import textwrap
@@ -417,7 +416,6 @@ def test_targets_that_are_not_ready_or_not_supported_say_so(shop_dsn: str) -> No
     with pytest.raises(TypeError, match="in async code: a psycopg AsyncConnection"):
         with capture(object()):
             pass
-    gc.collect()
 
 
 def test_a_pipeline_inside_an_open_transaction_is_refused_not_broken(shop_dsn: str) -> None:
@@ -436,6 +434,18 @@ def test_a_pipeline_inside_an_open_transaction_is_refused_not_broken(shop_dsn: s
     (statement,) = test.statements
     assert isinstance(statement.prior, Unmeasured)
     assert "pipeline mode" in statement.prior.message
+
+
+def test_a_sync_pipeline_inside_an_open_transaction_is_refused_too(shop_dsn: str) -> None:
+    with psycopg.connect(shop_dsn) as conn:
+        conn.execute("INSERT INTO items VALUES (3000, 1, 'new')")
+        with capture(conn, test := in_transaction()):
+            with conn.pipeline():
+                cur = conn.execute("SELECT count(*) FROM items")
+            assert cur.fetchone() == (21,)
+        conn.rollback()
+    (statement,) = test.statements
+    assert isinstance(statement.prior, Unmeasured) and "pipeline mode" in statement.prior.message
 
 
 # --- through the plugin: async tests in real inner pytest sessions (pytest-asyncio on) ----------------------
@@ -633,3 +643,4 @@ def test_an_async_transaction_that_cannot_be_measured_fails_the_test_saying_why(
     result.stdout.fnmatch_lines(["*could not be measured*", "*pipeline mode inside the test's open transaction*"])
     result.stdout.fnmatch_lines([f"*notes_app.py:{_app_line('# in a pipeline')}*"])
     assert not (pytester.path / "baselines" / "tests_test_paths.py_test_pipeline_in_an_open_transaction.json").exists()
+
