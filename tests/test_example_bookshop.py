@@ -26,7 +26,8 @@ from conftest import REPO
 EXAMPLE = REPO / "examples" / "bookshop"
 BASELINES = REPO / "baselines" / "bookshop-tests"
 NEW_BOOKS = 12  # what tests/test_hot_paths.py::test_books_of_a_new_author adds
-GUARDED = 4
+NEW_ORDERS = 5 + 3  # what tests/test_api.py::test_recent_orders_of_a_new_customer commits and flushes
+GUARDED = 6
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class Project:
         )
         return Run(done.returncode, done.stdout + done.stderr)
 
-    def baseline(self, test: str) -> dict[str, object]:
-        return dict(json.loads((self.baselines / f"tests_test_hot_paths.py_{test}.json").read_text()))
+    def baseline(self, test: str, module: str = "test_hot_paths.py") -> dict[str, object]:
+        return dict(json.loads((self.baselines / f"tests_{module}_{test}.json").read_text()))
 
     def write(self, relative: str, text: str) -> None:
         (self.root / relative).write_text(textwrap.dedent(text))
@@ -109,6 +110,11 @@ def test_the_committed_baselines_pass_and_the_own_rows_baseline_saw_them(project
     assert own["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
     (statement,) = own["statements"]  # type: ignore[misc]
     assert _top_rows(statement) == NEW_BOOKS
+    # The async one: orders committed on its own clone and more only flushed in its AsyncSession.
+    own = project.baseline("test_recent_orders_of_a_new_customer", "test_api.py")
+    assert own["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
+    (statement,) = own["statements"]  # type: ignore[misc]
+    assert _top_rows(statement) == NEW_ORDERS
 
 
 DROP_AUTHOR_INDEX = """\
@@ -140,8 +146,27 @@ def test_a_revision_dropping_the_author_index_blocks_the_hot_path(project: Proje
     run = project.run()
     assert run.returncode == 1, run.output
     assert "tests/test_hot_paths.py::test_books_by_author" in run.failed(), run.output
-    assert re.search(r"querywarden: BLOCKED: 4 guarded tests \(\d fail", run.output), run.output
+    assert re.search(rf"querywarden: BLOCKED: {GUARDED} guarded tests \(\d fail", run.output), run.output
     assert "tests/test_hot_paths.py::test_place_order" not in run.failed()  # by primary key: unaffected
+
+
+DROP_ORDERS_INDEX = DROP_AUTHOR_INDEX.replace(
+    '"books_author_published_idx", table_name="books"', '"orders_customer_created_idx", table_name="orders"'
+).replace(
+    '"books_author_published_idx", "books", ["author_id", "published_on", "id"]',
+    '"orders_customer_created_idx", "orders", ["customer_id", "created_at"]',
+)
+
+
+def test_a_revision_dropping_the_orders_index_blocks_the_async_api(project: Project) -> None:
+    assert "orders_customer_created_idx" in DROP_ORDERS_INDEX
+    project.revision("0003_drop_orders_customer_index.py", DROP_ORDERS_INDEX)
+    run = project.run()
+    assert run.returncode == 1, run.output
+    assert "tests/test_api.py::test_recent_orders" in run.failed(), run.output
+    assert not {test for test in run.failed() if "test_hot_paths.py" in test}, run.output
+    # the calling line is the API's own await, not SQLAlchemy's greenlet machinery
+    assert re.search(r"at bookshop/api\.py:\d+ in recent_orders", run.output), run.output
 
 
 def test_an_n_plus_1_through_the_orm_blocks_the_book_page(project: Project) -> None:
@@ -235,6 +260,7 @@ OWN_ROWS = """\
 
 def test_rows_of_the_joined_sessions_transaction_are_what_its_baseline_saw(project: Project) -> None:
     project.write("tests/test_hot_paths.py", OWN_ROWS)
+    (project.root / "tests" / "test_api.py").unlink()
     for old in project.baselines.iterdir():
         old.unlink()  # this project has the tests above
 
