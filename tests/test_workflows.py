@@ -157,10 +157,11 @@ def test_actionlint_finds_nothing_in_the_actions_steps(tmp_path: Path) -> None:
     from ruamel.yaml import YAML
 
     action = _yaml(ACTION)
-    inputs = {
-        name: {"type": "string", "required": bool(spec.get("required")), **({} if spec.get("required") else {"default": str(spec.get("default", ""))})}
-        for name, spec in action["inputs"].items()  # type: ignore[union-attr]
-    }
+    inputs: dict[str, dict[str, object]] = {}
+    for name, spec in action["inputs"].items():  # type: ignore[union-attr]
+        inputs[name] = {"type": "string", "required": bool(spec.get("required"))}
+        if not spec.get("required"):
+            inputs[name]["default"] = str(spec.get("default", ""))
     workflow = {
         "name": "action.yml as a workflow",
         "on": {"workflow_call": {"inputs": inputs}},
