@@ -51,6 +51,42 @@ _MAX_NAME = 63  # NAMEDATALEN - 1
 Progress = Callable[[str], None]
 
 
+# The export of docs/production-stats.md (a test keeps the two the same): run it in production's
+# application database with psql -XAtq; PostgreSQL 14 or later.
+EXPORT_QUERY = """\
+-- querywarden export: planner statistics (json)
+SELECT json_build_object(
+    'source', 'pg_stats',
+    'server_version_num', current_setting('server_version_num')::int,
+    'exported_at', now(),
+    'relations', coalesce((
+        SELECT json_agg(json_build_object(
+                   'schemaname', n.nspname,
+                   'relname', c.relname,
+                   'relpages', c.relpages,
+                   'reltuples', c.reltuples,
+                   'relallvisible', c.relallvisible)
+               ORDER BY n.nspname, c.relname)
+        FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'm', 'p')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+    ), '[]'::json),
+    'attributes', coalesce((
+        SELECT json_agg(
+                   (to_jsonb(s) - 'most_common_vals' - 'histogram_bounds' - 'most_common_elems'
+                                - 'range_length_histogram' - 'range_bounds_histogram' - 'range_empty_frac')
+                   || jsonb_strip_nulls(jsonb_build_object(
+                          'most_common_vals', s.most_common_vals::text,
+                          'histogram_bounds', s.histogram_bounds::text,
+                          'most_common_elems', s.most_common_elems::text))
+               ORDER BY s.schemaname, s.tablename, s.attname, s.inherited)
+        FROM pg_stats AS s
+        WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema') AND s.schemaname !~ '^pg_(toast|temp_)'
+    ), '[]'::json)
+);
+"""
+
+
 class PlannerStatsError(ConfigError):
     """A planner statistics file cannot be used, or cannot be applied on this server."""
 

@@ -28,6 +28,7 @@ from ..reports import write_reports
 from ..reports.terminal import terminal
 from ..sandbox import in_place_risk
 from ..verdict import RunResult
+from .fidelity import fidelity
 from .import_stats import import_stats
 from .report import Failure, report
 from .templates import templates
@@ -296,6 +297,7 @@ def demo(dsn: str | None, embedded: str | None, example_dir: Path | None) -> Non
 main.add_command(report)
 main.add_command(templates)
 main.add_command(import_stats)
+main.add_command(fidelity)
 
 
 if __name__ == "__main__":
