@@ -574,7 +574,7 @@ ASYNC_TESTS = """\
 
     async def test_psycopg_async_committed_data(querywarden, aconn):
         await aconn.set_autocommit(True)
-        with querywarden.capture(aconn):
+        async with querywarden.capture(aconn):
             assert await notes_app.count_of(aconn, 7) == 40
 
 

@@ -793,7 +793,7 @@ def _installer(target: Any) -> tuple[object, Callable[[_Hook], Callable[[], None
     )
 
 
-class _Block:
+class CaptureBlock:
     """One capture block: `with capture(target) as captured:`, or `async with` in async code (the
     same block: entering and leaving it never waits)."""
 
@@ -822,11 +822,11 @@ class _Block:
         self.__exit__(kind, error, trace)
 
 
-def capture(target: object, *also: Capture) -> _Block:
+def capture(target: object, *also: Capture) -> CaptureBlock:
     """Record the statements `target` runs inside the block; the block yields its own `Capture`.
 
     `with capture(target) as captured:`, also in async code; `async with` works too. Each statement
     is also recorded into every `Capture` in `also` (the pytest plugin passes the test's), once
     however deeply captures of the same target are nested.
     """
-    return _Block(target, also)
+    return CaptureBlock(target, also)

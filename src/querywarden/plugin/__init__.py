@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from ..capture import Capture
     from ..config import Setting
     from ..query import CapturedStatement
-    from ..capture import Before
+    from ..capture import Before, CaptureBlock
 
 STRICT_FLAG = "--querywarden-strict"
 MARKER = "hot_path"
@@ -196,9 +195,9 @@ def _state(config: pytest.Config) -> QuerywardenSession:
 class Querywarden:
     """The `querywarden` fixture: capture what the test's code path runs, to be measured after the test.
 
-    `capture(target)` accepts a psycopg Connection, a SQLAlchemy Engine/Connection/Session or a
-    Django connection, and may be nested or repeated; everything captured during the test forms
-    its path.
+    `capture(target)` accepts a psycopg Connection or AsyncConnection, a SQLAlchemy Engine,
+    Connection or Session (sync or async) or a Django connection, as `with` or `async with`, and may
+    be nested or repeated; everything captured during the test forms its path.
     """
 
     def __init__(
@@ -213,13 +212,11 @@ class Querywarden:
         # `before` measures a statement whose rows only the test's own transaction sees, as it runs there.
         self._all: Capture = Capture(before=before)
 
-    @contextmanager
-    def capture(self, target: object) -> Iterator[Capture]:
+    def capture(self, target: object) -> CaptureBlock:
         """Record the statements `target` runs inside the block; yields the block's own record."""
         from ..capture import capture
 
-        with capture(target, self._all) as block:
-            yield block
+        return capture(target, self._all)
 
     @property
     def statements(self) -> tuple[CapturedStatement, ...]:
