@@ -329,16 +329,9 @@ def _parse(text: str, path: Path, default_calls_per_minute: float, namespace: st
             if stripped and not stripped.startswith("--"):
                 raise CatalogError(f"{path}:{number}: SQL before the first `-- name:` line; name the query it belongs to")
             continue
-        if stripped.startswith("--"):
-            if block.in_meta:
-                _metadata(block, stripped, number, path)  # otherwise a docstring line, as aiosql reads it
-                continue
-            meta = _META_LINE.match(stripped)
-            if meta and meta.group("key") in KNOWN_KEYS:
-                raise CatalogError(
-                    f"{path}:{number}: query {block.name!r}: `-- {meta.group('key')}:` after the first line of SQL "
-                    "is not read; move it up, between the `-- name:` line and the SQL"
-                )
+        if stripped.startswith("--") and block.in_meta:
+            _metadata(block, stripped, number, path)  # otherwise a docstring line, as aiosql reads it
+            continue
         if stripped:
             block.in_meta = False
             if not block.sql_line:
