@@ -171,7 +171,7 @@ def blocks_of(results_file: Path) -> dict[str, object]:
         ("-- name: nocol\nSELECT nope FROM users;\n", "query 'nocol' ({cat}:2): PostgreSQL rejected it: column \"nope\" does not exist"),
         ("-- name: p\nSELECT id FROM users WHERE id = %(id)s;\n", "{cat}:1: query 'p': uses %(id)s but has no `-- params:` line"),
         ("-- name: ddl\nDROP TABLE users;\n", "query 'ddl' ({cat}:2): refused: DROP statements cannot be measured"),
-        ("-- name: k\n-- weight: 3\nSELECT 1;\n", "{cat}:2: query 'k': unknown metadata key 'weight'"),
+        ("-- name: k\n-- calls-per-minut: 3\nSELECT 1;\n", "{cat}:2: query 'k': unknown metadata key 'calls-per-minut'"),
     ],
 )
 def test_bad_catalog_exits_2_naming_the_query(example_db: str, tmp_path: Path, catalog: str, message: str) -> None:

@@ -189,7 +189,7 @@ def test_every_catalog_query_matches_its_real_pg_stat_statements_text(production
 
 def test_a_query_without_a_rate_line_gets_one_under_its_name(production: Production, tmp_path: Path) -> None:
     source = (EXAMPLE / "queries.sql").read_text(encoding="utf-8")
-    without = re.sub(r"(-- name: running_timer\n)-- calls-per-minute: [^\n]*\n", r"\1", source)
+    without = re.sub(r"(-- name: running_timer\(user_id\)\^\n)-- calls-per-minute: [^\n]*\n", r"\1", source)
     assert without != source
     catalog = tmp_path / "queries.sql"
     catalog.write_text(without, encoding="utf-8")
@@ -199,7 +199,7 @@ def test_a_query_without_a_rate_line_gets_one_under_its_name(production: Product
 
     assert result.exit_code == 0, result.output
     text = catalog.read_text(encoding="utf-8")
-    assert "-- name: running_timer\n-- calls-per-minute: 4\n-- params:" in text
+    assert "-- name: running_timer(user_id)^\n-- calls-per-minute: 4\n-- params:" in text
     assert "(default 60)" in result.output
 
 
