@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
-from querywarden.catalog import colon_parameters, parse_catalog, read_catalogs
+from querywarden.catalog import Catalog, colon_parameters, parse_catalog, parse_catalog_text, read_catalogs
 from querywarden.cli import main
 from querywarden.errors import CatalogError
 
@@ -147,10 +147,8 @@ def test_a_catalog_where_everything_is_skipped_is_an_error_not_a_pass(tmp_path: 
         read_catalogs([tmp_path / "q.sql"])
 
 
-def read_catalogs_of(text: str):  # type: ignore[no-untyped-def]
-    from querywarden.catalog import _parse
-
-    return _parse(text, Path("cat.sql"), 60.0)
+def read_catalogs_of(text: str) -> Catalog:
+    return parse_catalog_text(text, Path("cat.sql"))
 
 
 # --- docstrings and metadata -----------------------------------------------------------------------

@@ -343,6 +343,11 @@ def _parse(text: str, path: Path, default_calls_per_minute: float, namespace: st
     return Catalog(tuple(queries), tuple(skipped))
 
 
+def parse_catalog_text(text: str, path: Path, *, default_calls_per_minute: float = 60.0, namespace: str = "") -> Catalog:
+    """One catalog file's text: its guarded queries in file order and its skipped ones."""
+    return _parse(text, path, default_calls_per_minute, namespace)
+
+
 def parse_catalog(text: str, path: Path, *, default_calls_per_minute: float = 60.0) -> list[GuardedQuery]:
     """Parse one catalog file's text into guarded queries, in file order (skipped ones left out)."""
     return list(_parse(text, path, default_calls_per_minute).queries)
