@@ -34,6 +34,8 @@ from psycopg import sql
 from ..database import Server, connect, scrub
 from ..errors import ConfigError, DatabaseError
 from .kit import SeedKit, heartbeat, human_seconds, rate_text
+from .migrations import Migrations, is_migrations
+from .migrations import parse as parse_migrations
 from ..sqlscan import scan, split_statements
 
 Progress = Callable[[str], None]
@@ -75,6 +77,10 @@ class Seed:
         path = Path(item)
         return path if path.is_absolute() else self.base_dir / path
 
+    def _migrations(self, item: str) -> Migrations:
+        """The migrations a `django:`, `alembic:` or `sql-migrations:` item declares."""
+        return parse_migrations(item, self.base_dir, self._load_sql)
+
     def _callable(self, item: str) -> Callable[..., Any]:
         target, _, function = item.rpartition(":")
         try:
@@ -108,6 +114,15 @@ class Seed:
         """Hash of every item's bytes (a callable's whole source file) and the scale."""
         digest = hashlib.sha256(f"scale={self.scale!r}{extra}".encode())
         for item in items:
+            if is_migrations(item):
+                # Every file the migrations consist of, by its name within the project and its bytes.
+                digest.update(item.partition(":")[0].encode() + b"\0")
+                for name, path in self._migrations(item).files():
+                    try:
+                        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+                    except OSError as exc:
+                        raise ConfigError(f"schema item {item!r}: {path} cannot be read ({exc})") from None
+                continue
             if item.endswith(".sql"):
                 path = self._resolve(item)
             else:
@@ -130,7 +145,9 @@ class Seed:
         conn.execute("SELECT set_config('querywarden.scale', %s, false)", (repr(self.scale),))
         total_rows = 0
         for item in self.schema + self.items:
-            if item.endswith(".sql"):
+            if is_migrations(item):
+                total_rows += self._migrations(item).apply(conn, progress)
+            elif item.endswith(".sql"):
                 total_rows += self._load_sql(conn, self._resolve(item), progress)
             else:
                 total_rows += self._load_callable(conn, item, progress)
