@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from querywarden.cli import main
+from querywarden.config import Setting, resolve
 from querywarden.database import Server
 from querywarden.errors import ConfigError
 from querywarden.seeding.migrations import SqlMigrations
@@ -327,3 +328,16 @@ def test_without_django_or_alembic_installed_it_says_so(
     message = str(raised.value)
     assert message.startswith(f"schema item {project.item!r}: ")
     assert f"(pip install {module})" in message and "\n" not in message
+
+
+def test_schema_items_set_elsewhere_than_the_seed_keep_their_own_directory(tmp_path: Path) -> None:
+    """Schema from one file (a pytest ini), seed from another directory: the paths stay the schema's."""
+    project = make_project("sql", tmp_path)
+    schema = ("sql-migrations:migrations", "django:shop_site.settings", "django:site.settings@app", "alembic:alembic.ini")
+    resolved = resolve([{"schema": Setting(schema, "querywarden_schema in pytest.ini", project.root),
+                         "seed": Setting((project.seed_sql.name,), "--seed", project.seed_sql.parent)}], tmp_path)
+    seed = resolved.seed()
+    assert seed is not None and seed.base_dir == project.seed_sql.parent
+    assert seed.schema == ("sql-migrations:../sql/migrations", "django:shop_site.settings@../sql",
+                           "django:site.settings@../sql/app", "alembic:../sql/alembic.ini")
+    assert Seed(seed.items, 1.0, seed.base_dir, schema=seed.schema[:1]).fingerprint() == project.seed().fingerprint()

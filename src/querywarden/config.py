@@ -355,6 +355,10 @@ def environment_layer(base: Path) -> dict[str, Setting]:
 
 def _rebase(item: str, base: Path, new_base: Path) -> str:
     """A seed item relative to `base`, made relative to `new_base` (modules and absolute paths stay)."""
+    if item.startswith(("django:", "alembic:", "sql-migrations:")):  # migrations: their paths move, the prefix stays
+        from .seeding.migrations import rebase
+
+        return rebase(item, base, new_base)
     target, colon, function = item.rpartition(":")
     path_part = target if colon and target.endswith(".py") else item
     if base == new_base or Path(path_part).is_absolute() or not (path_part.endswith((".sql", ".py"))):
