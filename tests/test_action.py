@@ -269,8 +269,8 @@ def test_catalog_mode_no_fail_reports_a_regression_and_passes(tmp_path: Path, pg
         'schema = ["schema.sql"]\nseed = ["seed.sql"]\n',
         encoding="utf-8",
     )
-    # catalog and baselines from [tool.querywarden]... except `baselines`, whose input has a default.
-    run = run_action(tmp_path, {"dsn": pg_dsn, "baselines": "baselines/catalog", "fail-mode": "no-fail"}, workspace=project)
+    # catalog and baselines from [tool.querywarden]: the inputs are left empty
+    run = run_action(tmp_path, {"dsn": pg_dsn, "fail-mode": "no-fail"}, workspace=project)
     assert run.status == 0, run.log
     assert_outputs(run, "fail")
     markdown = assert_reported_once(run)
@@ -344,7 +344,8 @@ def test_action_blocks_and_reports(tmp_path: Path, results_files: dict[str, Path
     markdown = assert_reported_once(run)
     assert markdown.splitlines()[1] == "## ❌ querywarden: merge blocked: 1 of 6 queries blocks"
     args = log.read_text()
-    assert args.startswith("check --baselines baselines --dsn postgresql://ci@localhost/app --json ")
+    assert args.startswith("check --dsn postgresql://ci@localhost/app --json ")
+    assert "--baselines" not in args  # the project's own setting decides
     assert args.splitlines()[0].endswith("--no-fail") and "--catalog" not in args
     assert "saw GITHUB_STEP_SUMMARY" not in args
     assert_job_environment_untouched(run)
@@ -359,7 +360,7 @@ def test_action_no_fail_mode_passes_a_blocking_run(tmp_path: Path, results_files
     assert run.status == 0
     assert_outputs(run, "fail")
     args = log.read_text()
-    assert "--baselines qb " in args and args.rstrip().endswith("--no-fail --catalog queries/hot.sql")
+    assert args.rstrip().endswith("--no-fail --baselines qb --catalog queries/hot.sql")
 
 
 def test_action_passes_a_clean_run(tmp_path: Path, results_files: dict[str, Path]) -> None:
@@ -378,7 +379,7 @@ def test_action_pytest_mode_fails_on_failing_tests_even_when_nothing_blocks(
     assert "pytest reported failing tests" in run.log
     args = log.read_text()
     # Whitespace-separated, no shell: the quotes are pytest's, literally.
-    assert args.startswith("tests/hot -k 'not slow' --querywarden-baselines baselines --querywarden-json ")
+    assert args.startswith("tests/hot -k 'not slow' --querywarden-json ")  # baselines: the project's ini decides
     assert "saw GITHUB_STEP_SUMMARY" not in args
     assert_reported_once(run)
 
