@@ -373,7 +373,7 @@ def untouched_db(server: Server) -> Iterator[str]:
         ("-- name: p\nSELECT %(id)s, %(other)s;\n", "{cat}:1: query 'p': uses %(id)s, %(other)s but has no `-- params:` line"),
         ("-- name: p\n-- params: {\"id\": 1}\nSELECT %(id)s, %(other)s;\n", "{cat}:1: query 'p': `-- params:` has no value for other"),
         ("-- name: p\n-- params: [1]\nSELECT %s, %s;\n", "{cat}:1: query 'p': uses 2 %s placeholder(s); `-- params:` must be a list"),
-        ("-- name: k\n-- weight: 3\nSELECT 1;\n", "{cat}:2: query 'k': unknown metadata key 'weight'"),
+        ("-- name: k\n-- calls-per-minut: 3\nSELECT 1;\n", "{cat}:2: query 'k': unknown metadata key 'calls-per-minut'"),
         ("-- name: k\n-- calls-per-minute: often\nSELECT 1;\n", "{cat}:1: query 'k': `-- calls-per-minute: often` is not a number"),
         ("SELECT 1;\n-- name: late\nSELECT 2;\n", "{cat}:1: SQL before the first `-- name:` line"),
         ("-- name: two\nSELECT 1; SELECT 2;\n", "{cat}:1: query 'two': holds 2 statements"),
