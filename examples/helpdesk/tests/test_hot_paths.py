@@ -20,7 +20,9 @@ from helpdesk.queries import PAGE_SIZE, QUEUE_SIZE, agent_queue, assign_ticket, 
 from querywarden.plugin import Querywarden
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
-NEW_TICKETS = 12
+# Few: where PostgreSQL puts a test's new rows (a page with room, or a new one) varies from run to run,
+# and each heap page the queue then reads is a buffer the baseline compares.
+NEW_TICKETS = 6
 
 
 @pytest.mark.hot_path(calls_per_minute=30000)
@@ -45,23 +47,12 @@ def test_ticket_list(querywarden: Querywarden, db: None) -> None:
     assert any(row["assignee"] for row in page)
 
 
-@pytest.mark.hot_path(calls_per_minute=400)
-def test_assign_ticket(querywarden: Querywarden, db: None) -> None:
-    ticket = Ticket.objects.filter(assignee__isnull=True).order_by("pk").first()
-    assert ticket is not None
-    with querywarden.capture(connection):
-        assert assign_ticket(ticket.pk, BUSY_AGENT, NOW)
-    ticket.refresh_from_db()
-    assert (ticket.assignee_id, ticket.status) == (BUSY_AGENT, "open")
-    assert Comment.objects.filter(ticket=ticket, author_id=BUSY_AGENT).count() == 1
-
-
 @pytest.mark.hot_path(calls_per_minute=30000)
 def test_queue_of_a_new_agent(querywarden: Querywarden, db: None) -> None:
     """The rows this queue shows exist only in the test's transaction: they are measured there."""
     agent = Agent.objects.create(name="New Agent", email="new.agent@helpdesk.example.com", team="billing")
     customer = Customer.objects.create(name="New Customer", email="new@example.com", created_at=NOW)
-    for number in range(NEW_TICKETS + 3):
+    for number in range(NEW_TICKETS + 2):
         Ticket.objects.create(
             customer=customer, assignee=agent, subject=f"Question {number}",
             status="open" if number < NEW_TICKETS else "solved", priority=1 + number % 4,
@@ -71,3 +62,16 @@ def test_queue_of_a_new_agent(querywarden: Querywarden, db: None) -> None:
         queue = agent_queue(agent.pk)
     assert len(queue) == NEW_TICKETS
     assert {ticket.subject for ticket in queue} == {f"Question {number}" for number in range(NEW_TICKETS)}
+
+
+@pytest.mark.hot_path(calls_per_minute=400)
+def test_assign_ticket(querywarden: Querywarden, db: None) -> None:
+    # Last: its writes are measured in the test's transaction and rolled back, but the row versions
+    # they made stay in the clone's heap, where they would move the rows a later test inserts.
+    ticket = Ticket.objects.filter(assignee__isnull=True).order_by("pk").first()
+    assert ticket is not None
+    with querywarden.capture(connection):
+        assert assign_ticket(ticket.pk, BUSY_AGENT, NOW)
+    ticket.refresh_from_db()
+    assert (ticket.assignee_id, ticket.status) == (BUSY_AGENT, "open")
+    assert Comment.objects.filter(ticket=ticket, author_id=BUSY_AGENT).count() == 1
