@@ -1,7 +1,8 @@
 """The Django example (examples/helpdesk) as its team runs it: real pytest sessions with pytest-django
 on, on a copy of the project and its committed baselines, against the real PostgreSQL.
 
-An N+1 through the ORM blocks; a test's own rows, which only its transaction sees, are what its baseline's
+A migration that drops the hot path's index and an N+1 through the ORM block; a migration adding an
+unrelated column passes; a test's own rows, which only its transaction sees, are what its baseline's
 plan saw; a test that commits does not cost the next one its seed.
 """
 
@@ -21,10 +22,18 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from querywarden.database import Server
+from querywarden.seeding.seed import drop_template
 
 EXAMPLE = REPO / "examples" / "helpdesk"
 BASELINES = REPO / "baselines" / "helpdesk-tests"
 SEEDED_CUSTOMERS = 4_000  # what seed.py writes at scale 1
+# Until the example's template is built by running its migrations (the `django:` schema item), a new
+# migration changes nothing the guard sees; these scenarios then fail, and say so as expected failures.
+FROM_MIGRATIONS = pytest.mark.xfail(
+    "querywarden_schema = schema.sql" in (EXAMPLE / "pytest.ini").read_text(), strict=True,
+    reason="examples/helpdesk still builds its template from schema.sql, not from its migrations (django: schema item)",
+)
 
 
 @dataclass(frozen=True)
@@ -42,14 +51,20 @@ class Project:
     baselines: Path  # its baselines, at the same relative place as in the repository
     dsn: str
 
-    def run(self, *args: str) -> Run:
+    def run(self, *args: str, own_schema: bool = False) -> Run:
+        """A pytest session in the copy; with `own_schema` (a migration only this test has) the template
+        it seeded for that schema is dropped afterwards, as no later run will reuse it."""
         env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "QUERYWARDEN_"))}
         env["QUERYWARDEN_DSN"] = self.dsn
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:xdist", "-rfE", *args],
             cwd=self.root, env=env, capture_output=True, text=True, timeout=600,
         )
-        return Run(done.returncode, done.stdout + done.stderr)
+        output = done.stdout + done.stderr
+        if own_schema:
+            for template in re.findall(r"^querywarden: seeding (qw_seed_\w+)", output, re.MULTILINE):
+                drop_template(Server(self.dsn), template)
+        return Run(done.returncode, output)
 
     def baseline(self, test: str) -> dict[str, object]:
         return dict(json.loads((self.baselines / f"tests_test_hot_paths.py_{test}.json").read_text()))
@@ -85,7 +100,32 @@ def test_the_committed_baselines_pass_and_the_own_rows_baseline_saw_them(project
     own = project.baseline("test_queue_of_a_new_agent")
     assert own["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
     (statement,) = own["statements"]  # type: ignore[misc]
-    assert _plan_rows(statement["plan"]) == 12.0  # NEW_TICKETS of tests/test_hot_paths.py
+    assert _plan_rows(statement["plan"]) == 6.0  # NEW_TICKETS of tests/test_hot_paths.py
+
+
+DROP_QUEUE_INDEX = """\
+    from django.db import migrations
+
+
+    class Migration(migrations.Migration):
+        dependencies = [("helpdesk", "0001_initial")]
+        operations = [migrations.RemoveIndex(model_name="ticket", name="ticket_agent_queue_idx")]
+    """
+
+
+@FROM_MIGRATIONS
+def test_a_migration_dropping_the_queue_index_blocks_the_hot_path(project: Project) -> None:
+    project.write("helpdesk/migrations/0002_drop_queue_index.py", DROP_QUEUE_INDEX)
+    project.replace(
+        "helpdesk/models.py",
+        'models.Index(fields=["assignee", "status", "-priority", "created_at"], name="ticket_agent_queue_idx"),',
+        "",
+    )
+    run = project.run(own_schema=True)
+    assert run.returncode == 1, run.output
+    assert "tests/test_hot_paths.py::test_agent_queue" in run.failed(), run.output
+    assert re.search(r"querywarden: BLOCKED: 4 guarded tests \(\d fail", run.output), run.output
+    assert "tests/test_hot_paths.py::test_ticket_list" not in run.failed()  # another index serves it
 
 
 def test_an_n_plus_1_through_the_orm_blocks_the_ticket_list(project: Project) -> None:
@@ -95,6 +135,26 @@ def test_an_n_plus_1_through_the_orm_blocks_the_ticket_list(project: Project) ->
     assert run.failed() == {"tests/test_hot_paths.py::test_ticket_list"}, run.output
     # 1 + 25 customers + an assignee for each assigned ticket of the page
     assert re.search(r"the path issues \d+ statements instead of 1; #2 ran ×25", run.output), run.output
+
+
+ADD_EDITED_AT = """\
+    from django.db import migrations, models
+
+
+    class Migration(migrations.Migration):
+        dependencies = [("helpdesk", "0001_initial")]
+        operations = [migrations.AddField(model_name="comment", name="edited_at", field=models.DateTimeField(null=True))]
+    """
+
+
+@FROM_MIGRATIONS
+def test_a_migration_adding_an_unrelated_column_passes(project: Project) -> None:
+    project.write("helpdesk/migrations/0002_comment_edited_at.py", ADD_EDITED_AT)
+    project.replace("helpdesk/models.py", "    body = models.TextField()\n",
+                    "    body = models.TextField()\n    edited_at = models.DateTimeField(null=True)\n")
+    run = project.run(own_schema=True)
+    assert run.returncode == 0, run.output
+    assert "querywarden: passed: 4 guarded tests" in run.output, run.output
 
 
 OWN_ROWS = """\
@@ -110,19 +170,19 @@ OWN_ROWS = """\
     NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
 
-    @pytest.mark.hot_path(calls_per_minute=30000)
+    @pytest.mark.hot_path(calls_per_minute=600)  # not hot: where its new rows land varies, and the clock with load
     def test_a_queue_of_its_own_agent(querywarden, db, request):
         agent = Agent.objects.create(name="Own", email="own@helpdesk.example.com", team="technical")
         customer = Customer.objects.create(name="Own Customer", email="own@example.com", created_at=NOW)
         Ticket.objects.bulk_create(
             Ticket(customer=customer, assignee=agent, subject=f"Own {n}", status="open" if n % 3 else "pending",
                    priority=1 + n % 4, created_at=NOW - timedelta(minutes=n), updated_at=NOW)
-            for n in range(40)
+            for n in range(9)
         )
         with querywarden.capture(connection):
             queue = agent_queue(agent.pk)
         (request.config.rootpath / "seen.json").write_text(json.dumps(len(queue)))
-        assert 0 < len(queue) < 40
+        assert 0 < len(queue) < 9
 
 
     @pytest.mark.django_db(transaction=True)
@@ -172,7 +232,7 @@ def test_rows_in_the_tests_own_transaction_are_what_its_baseline_saw(project: Pr
         "test_d_commits_through_querywarden_db", "test_e_django_follows_to_the_fresh_clone",
     ], recorded.output
     seen = json.loads((project.root / "seen.json").read_text())
-    assert seen == 26  # the open ones of the 40 tickets the test created
+    assert seen == 6  # the open ones of the 9 tickets the test created
     baseline = project.baseline("test_a_queue_of_its_own_agent")
     assert baseline["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
     (statement,) = baseline["statements"]  # type: ignore[misc]
@@ -182,4 +242,4 @@ def test_rows_in_the_tests_own_transaction_are_what_its_baseline_saw(project: Pr
 
     checked = project.run()
     assert checked.returncode == 0, checked.output
-    assert "querywarden: passed: 1 guarded tests (1 pass)" in checked.output, checked.output
+    assert "querywarden: passed: 1 guarded tests" in checked.output, checked.output
