@@ -88,6 +88,14 @@ def project(tmp_path: Path, pg_dsn: str) -> Iterator[Project]:
     yield Project(root, tmp_path / "baselines" / "bookshop-tests", pg_dsn)
 
 
+def _only_statement(baseline: dict[str, object]) -> dict[str, object]:
+    statements = baseline["statements"]
+    assert isinstance(statements, list) and len(statements) == 1, statements
+    statement = statements[0]
+    assert isinstance(statement, dict)
+    return statement
+
+
 def _top_rows(statement: object) -> float:
     assert isinstance(statement, dict)
     return float(statement["plan"]["actual_rows"])
@@ -107,12 +115,12 @@ def test_the_committed_baselines_pass_and_the_own_rows_baseline_saw_them(project
     # its statement was measured in its transaction, on those rows.
     own = project.baseline("test_books_of_a_new_author")
     assert own["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
-    (statement,) = own["statements"]  # type: ignore[misc]
+    statement = _only_statement(own)
     assert _top_rows(statement) == NEW_BOOKS
     # The async one: orders committed on its own clone and more only flushed in its AsyncSession.
     own = project.baseline("test_recent_orders_of_a_new_customer", "test_api.py")
     assert own["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
-    (statement,) = own["statements"]  # type: ignore[misc]
+    statement = _only_statement(own)
     assert _top_rows(statement) == NEW_ORDERS
 
 
@@ -270,9 +278,11 @@ def test_rows_of_the_joined_sessions_transaction_are_what_its_baseline_saw(proje
     seen = json.loads((project.root / "seen.json").read_text())
     baseline = project.baseline("test_a_page_of_its_own_author")
     assert baseline["environment"]["measured_in"] == "test transaction"  # type: ignore[index]
-    (statement,) = baseline["statements"]  # type: ignore[misc]
+    statement = _only_statement(baseline)
     assert _top_rows(statement) == seen == 11
-    assert "books_author_published_idx" in _indexes(statement["plan"])  # the new author's rows, by the index
+    plan = statement["plan"]
+    assert isinstance(plan, dict)
+    assert "books_author_published_idx" in _indexes(plan)  # the new author's rows, by the index
 
     checked = project.run()
     assert checked.returncode == 0, checked.output
