@@ -314,3 +314,52 @@ def test_import_stats_planner_refuses_a_bad_file_with_exit_2(tmp_path: Path, mon
 def test_the_docs_show_the_export_query_querywarden_uses() -> None:
     docs = (REPO / "docs" / "production-stats.md").read_text(encoding="utf-8")
     assert EXPORT_QUERY.strip() in docs
+
+
+def _seeded_project(tmp_path: Path, stats: Path) -> Path:
+    (tmp_path / "schema.sql").write_text(SCHEMA)
+    (tmp_path / "seed.sql").write_text(CI_ROWS)
+    (tmp_path / "queries.sql").write_text("-- name: done_orders\n-- calls-per-minute: 600\n"
+                                          "SELECT count(*) FROM orders WHERE status = 'done';\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.querywarden]\ncatalog = ["queries.sql"]\nschema = ["schema.sql"]\nseed = ["seed.sql", "planner-stats:{stats.name}"]\n'
+    )
+    return tmp_path
+
+
+def test_a_planner_stats_seed_item_builds_its_template_with_them_and_baselines_say_so(
+    pg18: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    production = _database(pg18, PRODUCTION_ROWS)
+    try:
+        stats = _export_json(pg18.dsn_for(production), tmp_path / "prod-stats.json")
+    finally:
+        pg18.drop(production)
+    monkeypatch.chdir(_seeded_project(tmp_path, stats))
+    result = CliRunner().invoke(main, ["update", "--dsn", pg18.dsn, "--baselines", "baselines"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    baseline = json.loads((tmp_path / "baselines" / "done_orders.json").read_text())
+    digest = seed_environment(("planner-stats:prod-stats.json",), tmp_path)["planner_statistics"]
+    assert baseline["query"]["environment"]["planner_statistics"] == digest and digest.startswith("imported ")
+    # the template holds production's statistics, not its own ANALYZE's
+    templates = [name for (name,) in psycopg.connect(pg18.dsn, autocommit=True).execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'qw_seed_%'").fetchall()]
+    seen = set()
+    for name in templates:
+        with psycopg.connect(pg18.dsn_for(name)) as conn:
+            seen.add(_mcv(conn, "status"))
+    assert "{done,open,held}" in seen
+
+
+def test_a_planner_stats_seed_item_on_postgresql_15_stops_the_run_in_one_line(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stats = tmp_path / "prod-stats.json"
+    stats.write_text(json.dumps({"relations": [], "attributes": [
+        {"schemaname": "public", "tablename": "orders", "attname": "status", "inherited": False, "null_frac": 0}]}))
+    monkeypatch.chdir(_seeded_project(tmp_path, stats))
+    result = CliRunner().invoke(main, ["update", "--dsn", pg_dsn, "--baselines", "baselines"], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    (line,) = [line for line in result.output.splitlines() if "PostgreSQL 18" in line]
+    assert "needs PostgreSQL 18 or later" in line
+    assert "Traceback" not in result.output and not (tmp_path / "baselines").exists()

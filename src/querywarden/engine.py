@@ -516,7 +516,7 @@ def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, 
     server = _maintenance(Server(dsn))
     if in_place:
         source = dbname_of(dsn)
-        extras = {"data": data_fingerprint(server, source)} if seed is None else {"seed": seed.data_fingerprint()}
+        extras = {"data": data_fingerprint(server, source)} if seed is None else seed.environment()
         yield CatalogSite(Site(server, {source: source}, {source: extras}), dsn)
         return
     source = dbname_of(dsn) if seed is None else ensure_template(server, seed, progress)
@@ -531,7 +531,7 @@ def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, 
             ) from None
         read_name = dbname_of(read_dsn)
         # Read on the clone: a session on the source, even a brief one, stops another run's clone.
-        extras = {"data": data_fingerprint(server, read_name)} if seed is None else {"seed": seed.data_fingerprint()}
+        extras = {"data": data_fingerprint(server, read_name)} if seed is None else seed.environment()
         grant(server, read_name, role)
         stack.enter_context(logged_in(read_dsn, role))  # held, so a prune never takes the clone mid-run
         yield CatalogSite(Site(server, {read_name: source}, {read_name: extras}, role=role), read_dsn)

@@ -306,7 +306,7 @@ def querywarden_template(request: pytest.FixtureRequest, querywarden_server: obj
             state.use_server(querywarden_server)
         seed = state.seed()
         template = ensure_template(state.server(), seed, _seed_progress(state))
-        state.seed_fingerprint = seed.data_fingerprint()
+        state.seed_environment = seed.environment()
     except QuerywardenError as exc:
         _fail_on(exc)
     return template

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +41,10 @@ ACCEPT_FLAG = "--querywarden-accept"
 
 @dataclass(frozen=True)
 class Clone:
-    """A test database the plugin cloned: the template it copies and the seed data's fingerprint."""
+    """A test database the plugin cloned: the template it copies and what baselines record of its seed."""
 
     template: str
-    seed_fingerprint: str | None = None
+    seed_environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def relative(path: Path, root: Path) -> str:
@@ -78,7 +78,7 @@ class QuerywardenSession:
         self.clones: dict[str, Clone] = {}
         self._shared: str | None = None  # DSN of this process's clone that tests roll back their work on
         self._probe_ms: float | None = None
-        self.seed_fingerprint: str | None = None
+        self.seed_environment: Mapping[str, str] = {}
         self.outcomes: list[dict[str, Any]] = []
         self.collected: set[str] = set()
         self.called: set[str] = set()
@@ -288,7 +288,7 @@ class QuerywardenSession:
         return Site(
             server,
             {name: clone.template for name, clone in self.clones.items()},
-            {name: {"seed": clone.seed_fingerprint} for name, clone in self.clones.items() if clone.seed_fingerprint},
+            {name: dict(clone.seed_environment) for name, clone in self.clones.items() if clone.seed_environment},
             writes_in_place=True,
             role=None if server is None or in_place else self.role(server),
         )
@@ -368,7 +368,7 @@ class QuerywardenSession:
         from ..database import dbname_of
 
         name = dbname_of(dsn)
-        self.clones[name] = Clone(template, self.seed_fingerprint)
+        self.clones[name] = Clone(template, self.seed_environment)
         return name
 
     # collection facts, for telling which baselines no test used

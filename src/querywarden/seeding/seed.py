@@ -33,6 +33,7 @@ from psycopg import sql
 
 from ..database import Server, connect, scrub
 from ..errors import ConfigError, DatabaseError
+from .. import planner_stats
 from .kit import SeedKit, heartbeat, human_seconds, rate_text
 from .migrations import Migrations, is_migrations
 from .migrations import parse as parse_migrations
@@ -110,10 +111,18 @@ class Seed:
         while a schema change (a dropped index) is exactly what gets compared."""
         return self._digest(self.items)
 
+    def environment(self) -> dict[str, str]:
+        """What a baseline measured on this seed records about its data: the data fingerprint, and the
+        planner statistics it imports (a reviewer sees that its plans rest on production's)."""
+        return {"seed": self.data_fingerprint(), **planner_stats.seed_environment(self.items, self.base_dir)}
+
     def _digest(self, items: tuple[str, ...], extra: str = "") -> str:
         """Hash of every item's bytes (a callable's whole source file) and the scale."""
         digest = hashlib.sha256(f"scale={self.scale!r}{extra}".encode())
         for item in items:
+            if planner_stats.is_item(item):
+                digest.update(planner_stats.item_bytes(item, self.base_dir))
+                continue
             if is_migrations(item):
                 # Every file the migrations consist of, by its name within the project and its bytes.
                 digest.update(item.partition(":")[0].encode() + b"\0")
@@ -147,6 +156,8 @@ class Seed:
         for item in self.schema + self.items:
             if is_migrations(item):
                 total_rows += self._migrations(item).apply(conn, progress)
+            elif planner_stats.is_item(item):
+                planner_stats.load_item(conn, item, self.base_dir, progress)
             elif item.endswith(".sql"):
                 total_rows += self._load_sql(conn, self._resolve(item), progress)
             else:
