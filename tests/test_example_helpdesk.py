@@ -28,12 +28,6 @@ from querywarden.seeding.seed import drop_template
 EXAMPLE = REPO / "examples" / "helpdesk"
 BASELINES = REPO / "baselines" / "helpdesk-tests"
 SEEDED_CUSTOMERS = 4_000  # what seed.py writes at scale 1
-# Until the example's template is built by running its migrations (the `django:` schema item), a new
-# migration changes nothing the guard sees; these scenarios then fail, and say so as expected failures.
-FROM_MIGRATIONS = pytest.mark.xfail(
-    "querywarden_schema = schema.sql" in (EXAMPLE / "pytest.ini").read_text(), strict=True,
-    reason="examples/helpdesk still builds its template from schema.sql, not from its migrations (django: schema item)",
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +107,6 @@ DROP_QUEUE_INDEX = """\
     """
 
 
-@FROM_MIGRATIONS
 def test_a_migration_dropping_the_queue_index_blocks_the_hot_path(project: Project) -> None:
     project.write("helpdesk/migrations/0002_drop_queue_index.py", DROP_QUEUE_INDEX)
     project.replace(
@@ -147,7 +140,6 @@ ADD_EDITED_AT = """\
     """
 
 
-@FROM_MIGRATIONS
 def test_a_migration_adding_an_unrelated_column_passes(project: Project) -> None:
     project.write("helpdesk/migrations/0002_comment_edited_at.py", ADD_EDITED_AT)
     project.replace("helpdesk/models.py", "    body = models.TextField()\n",
