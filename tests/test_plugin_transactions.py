@@ -258,3 +258,31 @@ def test_a_real_commit_on_the_shared_clone_gives_the_next_test_a_new_one(pyteste
     _project(pytester.path, pg_dsn, COMMITS)
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+REPEATED_WRITES = """\
+    import pytest
+
+
+    @pytest.mark.parametrize("run", range(6))
+    @pytest.mark.hot_path(calls_per_minute=3000)
+    def test_writes_then_reads(querywarden, querywarden_db, run):
+        querywarden_db.execute(
+            "INSERT INTO notes (owner, body) SELECT 9999, 'mine ' || g FROM generate_series(1, 300) AS g")
+        with querywarden.capture(querywarden_db):
+            rows = querywarden_db.execute("SELECT id, body FROM notes WHERE owner = %s", (9999,)).fetchall()
+        assert len(rows) == 300
+    """
+
+
+def test_rolled_back_writes_leave_nothing_for_the_next_test_to_read_past(pytester: pytest.Pytester, pg_dsn: str) -> None:
+    # Without the VACUUM after each test, each run's lookup also reads the dead index entries and
+    # heap pages of every earlier run's rolled-back rows: its buffers grow test after test.
+    _project(pytester.path, pg_dsn, REPEATED_WRITES)
+    result = pytester.runpytest("--querywarden-update", "-p", "no:randomly")
+    result.assert_outcomes(passed=6)
+    buffers = set()
+    for run in range(6):
+        (read,) = _statements(pytester.path, f"test_writes_then_reads_{run}")
+        buffers.add(json.dumps(read["plan"]["buffers"]))  # type: ignore[index]
+    assert len(buffers) == 1, buffers

@@ -231,16 +231,28 @@ def measure_in_transaction(
     Everything runs under savepoints rolled back to (`hosted_session`), so the test's transaction
     goes on as the test left it. A read that writes is measured as the write it is; an error is an
     `Unmeasured` outcome, which fails the test.
+
+    That state is gone once the statement runs, so a timing-only slowdown cannot be measured again
+    after the test to confirm it (as `evaluate` does elsewhere): it is timed twice here instead, the
+    quicker of the two standing, so one burst of load on a shared machine does not decide alone.
     """
     cursor = _CURSORS.get(binding, psycopg.Cursor)
     try:
         with _connection_kept("inside the test's open transaction"), hosted_session(conn, settings, cursor) as environment:
             recorded = {**environment, "measured_in": "test transaction"}
             probe_ms = probe(conn)
+            read_only: bool | None = None  # by the statement's kind, unless it turns out to write
             try:
-                return measure(conn, query, settings, recorded, probe_ms=probe_ms)
+                first = measure(conn, query, settings, recorded, probe_ms=probe_ms)
             except ReadOnlyViolation:
-                return measure(conn, query, settings, recorded, read_only=False, probe_ms=probe_ms)
+                read_only = False
+                first = measure(conn, query, settings, recorded, read_only=False, probe_ms=probe_ms)
+            if not isinstance(first, Observation):
+                return first
+            again = measure(conn, query, settings, recorded, read_only=read_only, probe_ms=probe_ms)
+            if isinstance(again, Observation) and again.timing.median_ms < first.timing.median_ms:
+                return replace(first, timing=again.timing)
+            return first
     except QuerywardenError as exc:
         return Unmeasured(query.name, mask_dsn(str(exc)), query.sql, query.calls_per_minute)
 

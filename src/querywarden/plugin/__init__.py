@@ -339,7 +339,7 @@ def querywarden_db(request: pytest.FixtureRequest, querywarden_template: str) ->
     """
     from ..database import connect
     from ..errors import QuerywardenError
-    from .rollback import RolledBackConnection, begin, still_open
+    from .rollback import RolledBackConnection, begin, still_open, written_tables
 
     state = _state(request.config)
     try:
@@ -351,9 +351,14 @@ def querywarden_db(request: pytest.FixtureRequest, querywarden_template: str) ->
         yield conn
     finally:
         clean = still_open(conn, started)
+        written = written_tables(conn) if clean else []
         conn.close()  # rolls the test's transaction back
         if not clean:
             state.discard_shared_clone()
+        try:
+            state.tidy_shared_clone(written)
+        except QuerywardenError as exc:
+            _fail_on(exc)
 
 
 def _seed_progress(state: QuerywardenSession) -> Callable[[str], None]:

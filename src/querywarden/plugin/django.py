@@ -142,6 +142,15 @@ class _DjangoDatabases:
         if self.state.shared_clone(self.template) != self.dsn:
             self.point(self.template)
 
+    def written(self) -> list[tuple[str, str]]:
+        """The tables this thread's open test transactions wrote, asked before pytest-django rolls them back."""
+        from .rollback import written_tables
+
+        found: set[tuple[str, str]] = set()
+        for alias in self.aliases:
+            found.update(written_tables(_connections()[alias].connection))
+        return sorted(found)
+
     def restore(self) -> None:
         connections = _connections()
         self.template = self.dsn = None
@@ -200,6 +209,7 @@ class _CommitWatcher:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
         committed = commits(item)
+        written = [] if committed or not self.databases.active else self.databases.written()
         try:
             yield
         finally:
@@ -210,5 +220,6 @@ class _CommitWatcher:
                 with self.blocker.unblock():
                     try:
                         self.databases.follow(committed)
+                        self.databases.state.tidy_shared_clone(written)  # the test's rolled-back rows
                     except QuerywardenError as exc:
                         _fail_on(exc)

@@ -53,7 +53,7 @@ def querywarden_session(request: pytest.FixtureRequest, querywarden_template: st
     from ..database import sqlalchemy_url
     from ..errors import QuerywardenError
     from . import _fail_on, _state
-    from .rollback import still_open, transaction_started
+    from .rollback import still_open, transaction_started, written_tables
 
     state = _state(request.config)
     try:
@@ -71,9 +71,14 @@ def querywarden_session(request: pytest.FixtureRequest, querywarden_template: st
     finally:
         session.close()
         clean = still_open(driver, started)
+        written = written_tables(driver) if clean else []
         if outer.is_active:
             outer.rollback()
         connection.close()
         engine.dispose()
         if not clean:
             state.discard_shared_clone()
+        try:
+            state.tidy_shared_clone(written)
+        except QuerywardenError as exc:
+            _fail_on(exc)

@@ -350,6 +350,19 @@ class QuerywardenSession:
             self._stack.callback(self._drop_shared, self._shared)
         return self._shared
 
+    def tidy_shared_clone(self, tables: Sequence[tuple[str, str]]) -> None:
+        """VACUUM the tables a rolled-back test wrote on the shared clone (see plugin.rollback), so the
+        next test reads the pages, and only the pages, the seed left."""
+        if self._shared is None or not tables:
+            return
+        from psycopg import sql
+
+        from ..database import connect
+
+        with connect(self._shared, autocommit=True) as conn:
+            for schema, name in tables:
+                conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP ON) {}").format(sql.Identifier(schema, name)))
+
     def discard_shared_clone(self) -> None:
         """A test committed on the shared clone: the next test gets a new one, with the seeded data."""
         if self._shared is not None:
