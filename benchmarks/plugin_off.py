@@ -81,7 +81,6 @@ def querywarden_session(suite_database: str) -> Iterator[Session]:
     with engine.connect() as connection:
         outer = connection.begin()
         with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
-            session.connection()  # its SAVEPOINT before the test, as querywarden_session does
             yield session
         outer.rollback()
     engine.dispose()

@@ -180,13 +180,22 @@ ORM_ROWS = """\
 
     def test_then_the_seeded_data_only(querywarden_session):
         assert querywarden_session.scalar(select(func.count()).select_from(Note)) == 20000
+
+
+    def test_session_begin_as_sqlalchemy_2_writes_it(querywarden, querywarden_session):
+        with querywarden.capture(querywarden_session) as captured:
+            with querywarden_session.begin():  # a SAVEPOINT of the joined session, not recorded
+                querywarden_session.add(Note(owner=7778, body="begun"))
+            counted = querywarden_session.scalar(select(func.count()).select_from(Note).where(Note.owner == 7778))
+        assert counted == 1
+        assert [statement.sql.split()[0] for statement in captured] == ["INSERT", "SELECT"]
     """
 
 
 def test_sqlalchemy_session_in_an_external_transaction_is_measured_on_its_rows(pytester: pytest.Pytester, pg_dsn: str) -> None:
     _project(pytester.path, pg_dsn, ORM_ROWS)
     result = pytester.runpytest("--querywarden-update", "-p", "no:randomly")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     (count,) = _statements(pytester.path, "test_orm_reads_its_own_rows")
     scans = [node for node in _walk(count["plan"]) if node.get("relation") == "notes"]  # type: ignore[arg-type]
     assert [_rows(node) for node in scans] == [300.0]

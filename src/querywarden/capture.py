@@ -34,8 +34,11 @@ it, where the application's coroutines wait (`await conn.execute(...)`).
 A value composed into a statement with `psycopg.sql.Literal` is recorded as a placeholder with the
 value as a parameter, like a bound value: it never reaches a baseline unless `store-params` says so.
 
-A statement is recorded once it has run without error. Nested and repeated captures of the same
-target share one hook: a statement reaches every block that is open around it, once each.
+A statement is recorded once it has run without error. Transaction control (BEGIN, COMMIT,
+SAVEPOINT, RELEASE, ROLLBACK…) is not recorded: it does no work to measure, and a Session joined
+into a test's transaction issues SAVEPOINTs of its own that would otherwise count as the
+application's statements. Nested and repeated captures of the same target share one hook: a
+statement reaches every block that is open around it, once each.
 """
 
 from __future__ import annotations
@@ -399,7 +402,7 @@ class _Hook:
         return None
 
     def emit(self, statement: CapturedStatement) -> None:
-        if getattr(_BEFORE_RUNNING, "active", False):
+        if getattr(_BEFORE_RUNNING, "active", False) or _only_transaction_control(statement.sql):
             return
         delivered: list[Capture] = []
         for sink in list(self.sinks):
@@ -409,6 +412,17 @@ class _Hook:
 
 
 _BEFORE_RUNNING = threading.local()
+_TRANSACTION_CONTROL = re.compile(
+    r"\s*(?:--[^\n]*\n\s*)*(?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b(?!\s*\()",
+    re.IGNORECASE,
+)
+
+
+def _only_transaction_control(sql: str) -> bool:
+    """BEGIN, SAVEPOINT x, COMMIT… alone: a statement string that also does something else is recorded."""
+    return bool(_TRANSACTION_CONTROL.match(sql)) and ";" not in sql.strip().rstrip(";")
+
+
 _HOOKS: dict[int, tuple[object, _Hook]] = {}
 _HOOKS_LOCK = threading.RLock()
 

@@ -65,7 +65,6 @@ def querywarden_session(request: pytest.FixtureRequest, querywarden_template: st
     driver: Any = connection.connection.driver_connection
     started = transaction_started(driver)
     session = Session(bind=connection, join_transaction_mode="create_savepoint")
-    session.connection()  # its SAVEPOINT now, not inside the test's first capture block
     try:
         yield session
     finally:
