@@ -7,6 +7,7 @@ DML leaves no trace → each bad input exits 2 with its message.
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -247,3 +248,32 @@ def test_ctrl_c_exits_2_not_as_a_verdict(example_db: str, tmp_path: Path) -> Non
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2, stderr
     assert "querywarden: error: interrupted; the run did not complete" in stderr
+
+
+def test_only_measures_the_named_queries_and_leaves_the_others_be(baselines: Path, pg_dsn: str, tmp_path: Path) -> None:
+    # the dropped index blocks running_timer; --only another query neither measures it nor calls it missing
+    migrated = ["--schema", str(EXAMPLE / "schema.sql"), "--schema", str(CHANGES / "hot_query_dropped_index.sql"),
+                "--seed", str(EXAMPLE / "seed.sql"), "--scale", "0.1"]
+    result, found = check(baselines, pg_dsn, CATALOG, tmp_path, *migrated, "--only", "user_by_*", "--strict")
+    assert result.exit_code == 0, result.output
+    assert found == {"user_by_email": "pass"}
+    result, found = check(baselines, pg_dsn, CATALOG, tmp_path, *migrated, "--only", "running_timer")
+    assert result.exit_code == 1 and found == {"running_timer": "fail"}
+
+
+def test_only_naming_no_query_is_one_line_and_exit_2(baselines: Path, pg_dsn: str) -> None:
+    result = invoke("check", "--catalog", str(CATALOG), "--baselines", str(baselines), "--dsn", pg_dsn, *SEED_ARGS,
+                    "--only", "runing_timer")
+    assert result.exit_code == 2
+    assert "--only 'runing_timer' names no query of the catalog (it has: active_projects, " in result.output
+    assert "Traceback" not in result.output
+
+
+def test_update_only_prunes_nothing_it_was_not_asked_about(baselines: Path, pg_dsn: str, tmp_path: Path) -> None:
+    copy = tmp_path / "baselines"
+    shutil.copytree(baselines, copy)
+    result = invoke("update", "--catalog", str(CATALOG), "--baselines", str(copy), "--dsn", pg_dsn, *SEED_ARGS,
+                    "--only", "running_timer", "--prune")
+    assert result.exit_code == 0, result.output
+    assert "unchanged  running_timer" in result.output and result.output.count("unchanged") == 1
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in baselines.iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import signal
 import sys
 import traceback
@@ -85,6 +86,9 @@ def common_options(command: F) -> F:
         click.option("--max-run-time", "max_run_s", type=float,
                      help="Cap on the whole run in seconds (default: `max-run-seconds`, else none). Queries not "
                           "measured by then make the run fail with exit 2, never pass."),
+        click.option("--only", "only", multiple=True, metavar="NAME",
+                     help="Measure only the queries named NAME (repeatable; shell-style patterns such as 'user_*'; "
+                          "`q` takes every parameter set of q). Baselines of the others are left alone."),
         click.option("--measure-in-place", "in_place", is_flag=True, default=None,
                      help="Measure on the DSN's own database as the DSN's user, where no clone or restricted role "
                           "can be had (default: `measure-in-place`, else off). Catalog and baseline SQL then runs "
@@ -157,14 +161,28 @@ def _acceptances(given: tuple[str, ...], names: set[str]) -> dict[str, str]:
     return accepted
 
 
-def _catalog(resolved: Resolved) -> list[GuardedQuery]:
-    """The catalog's guarded queries; the ones it cannot measure (aiosql `*!`, `#`, `:name` with no values)
-    are listed as skipped, so nothing is left out unsaid."""
+def _catalog(resolved: Resolved, only: tuple[str, ...] = ()) -> list[GuardedQuery]:
+    """The catalog's guarded queries (those `--only` names, when given); the ones it cannot measure
+    (aiosql `*!`, `#`, `:name` with no values) are listed as skipped, so nothing is left out unsaid."""
     catalog: Catalog = read_catalogs(resolved.paths("catalog"),
                                      default_calls_per_minute=float(resolved["calls_per_minute"].value))
     for item in catalog.skipped:
-        click.echo(f"{'skipped':<10} {item.name}  ({item.source}: {item.reason})")
-    return list(catalog.queries)
+        if _selected(item.name, only):
+            click.echo(f"{'skipped':<10} {item.name}  ({item.source}: {item.reason})")
+    queries = [query for query in catalog.queries if _selected(query.name, only)]
+    for pattern in only:
+        if not any(_selected(query.name, (pattern,)) for query in catalog.queries):
+            known = ", ".join(sorted(query.name for query in catalog.queries)[:12])
+            raise ConfigError(f"--only {pattern!r} names no query of the catalog (it has: {known}{', …' if len(catalog.queries) > 12 else ''})")
+    return queries
+
+
+def _selected(name: str, only: tuple[str, ...]) -> bool:
+    """Whether `--only` keeps query `name`: no patterns keep all; `q` also keeps q's parameter sets `q[…]`."""
+    if not only:
+        return True
+    base = name.partition("[")[0]
+    return any(fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(base, pattern) for pattern in only)
 
 
 def _shown(value: Any) -> str:
@@ -222,10 +240,11 @@ def main() -> None:
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
 def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
           schemas: tuple[str, ...], seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
-          max_run_s: float | None, in_place: bool | None, json_path: Path | None, html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
+          max_run_s: float | None, only: tuple[str, ...], in_place: bool | None, json_path: Path | None,
+          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
     """Measure the catalog's queries and compare them with the baselines."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
-    queries = _catalog(resolved)
+    queries = _catalog(resolved, only)
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()  # a corrupt baseline stops the run before any measuring
     store.claim([q.name for q in queries], recorded)
@@ -234,7 +253,8 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, e
     with _measuring_site(dsn, resolved) as place:
         evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, policy,
                               progress=_progress, deadline=deadline_for(resolved.measure))
-    judged = evaluation.results + missing(recorded, {q.name for q in queries}, policy)
+    others = {name for name in recorded if not _selected(name, only)}  # --only leaves them be, not missing
+    judged = evaluation.results + missing(recorded, {q.name for q in queries} | others, policy)
     whole = change_budget(judged, policy)
     run = RunResult(judged + ((whole,) if whole is not None else ()))
     click.echo(terminal(run))
@@ -252,12 +272,13 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, e
 def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
                    schemas: tuple[str, ...],
                    seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
-                   max_run_s: float | None, in_place: bool | None, prune: bool, acceptances: tuple[str, ...]) -> None:
+                   max_run_s: float | None, only: tuple[str, ...], in_place: bool | None, prune: bool,
+                   acceptances: tuple[str, ...]) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched.
 
     A query that regressed, or a new one over the budget, is not recorded (exit 1) unless --accept names it."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
-    queries = _catalog(resolved)
+    queries = _catalog(resolved, only)
     accepted = _acceptances(acceptances, {q.name for q in queries})
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()
@@ -271,7 +292,7 @@ def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str 
         click.echo(f"{item.status:<10} {item.name}" + (f"  ({item.detail})" if item.detail else ""))
     if prune:
         names = {q.name for q in queries}
-        for path in store.remove([name for name in recorded if name not in names]):
+        for path in store.remove([name for name in recorded if name not in names and _selected(name, only)]):
             click.echo(f"{'removed':<10} {path.stem}  ({path})")
     refused = [item.name for item in done if item.status == "refused"]
     if refused:
