@@ -26,7 +26,7 @@ from querywarden.config import Setting, resolve
 from querywarden.database import Server
 from querywarden.errors import ConfigError
 from querywarden.seeding.migrations import SqlMigrations
-from querywarden.seeding.seed import Seed, drop_template
+from querywarden.seeding.seed import Seed, drop_template, ensure_template
 
 PROJECTS = Path(__file__).resolve().parent / "migration_projects"
 CATALOG = PROJECTS / "queries.sql"
@@ -219,12 +219,13 @@ def test_migrations_build_the_template_and_a_dropped_index_blocks(
 def test_the_fingerprint_is_the_files_contents_not_where_they_are(style: str, tmp_path: Path) -> None:
     one, other = make_project(style, tmp_path / "one"), make_project(style, tmp_path / "other")
     shutil.copy(one.seed_sql, other.seed_sql)
-    assert one.seed().fingerprint() == other.seed().fingerprint()
+    fingerprint = one.seed().fingerprint()
+    assert other.seed().fingerprint() == fingerprint
     assert one.seed().data_fingerprint() == one.seed(str(PROJECTS / "sql" / "migrations" / "1_orders.sql")).data_fingerprint()
     # an edited migration is another schema, even with the same file names
     migration = next(p for p in other.migrations_dir.iterdir() if p.name.startswith(("0001", "1_")))
     migration.write_text(migration.read_text() + "\n-- reviewed\n" if style == "sql" else migration.read_text() + "\n# reviewed\n")
-    assert one.seed().fingerprint() != other.seed().fingerprint()
+    assert other.seed().fingerprint() != fingerprint
 
 
 def test_a_django_project_dir_defaults_to_the_seeds_directory(tmp_path: Path) -> None:
@@ -341,3 +342,71 @@ def test_schema_items_set_elsewhere_than_the_seed_keep_their_own_directory(tmp_p
     assert seed.schema == ("sql-migrations:../sql/migrations", "django:shop_site.settings@../sql",
                            "django:site.settings@../sql/app", "alembic:../sql/alembic.ini")
     assert Seed(seed.items, 1.0, seed.base_dir, schema=seed.schema[:1]).fingerprint() == project.seed().fingerprint()
+
+
+_DJANGO_SPY = '''import json
+import os
+
+from django.db import connections, migrations
+
+
+def record(apps, schema_editor):
+    seen = {
+        "databases": sorted({connections[alias].settings_dict["NAME"] for alias in connections}),
+        "options": sorted(connections["default"].settings_dict["OPTIONS"]),
+        "environment": sorted(k for k in os.environ if k.startswith(("PG", "QUERYWARDEN"))),
+        "settings": os.environ.get("DJANGO_SETTINGS_MODULE"),
+    }
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE seen (what jsonb)")
+        cursor.execute("INSERT INTO seen VALUES (%s)", [json.dumps(seen)])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.RunPython(record)]
+'''
+_ALEMBIC_SPY = '''"""spy"""
+
+import json
+import os
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    seen = {
+        "databases": [op.get_bind().engine.url.database],
+        "options": [],
+        "environment": sorted(k for k in os.environ if k.startswith(("PG", "QUERYWARDEN"))),
+        "settings": os.environ.get("DJANGO_SETTINGS_MODULE"),
+    }
+    op.execute("CREATE TABLE seen (what jsonb)")
+    op.get_bind().execute(sa.text("INSERT INTO seen VALUES (:what)"), {"what": json.dumps(seen)})
+'''
+
+
+@pytest.mark.parametrize("style", ["django", "alembic"])
+def test_the_migrations_are_given_the_template_and_nothing_else(
+    style: str, tmp_path: Path, server: Server, pg_dsn: str, built: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the project's settings and the caller's environment name, the migrations reach the template only."""
+    project = make_project(style, tmp_path)
+    (project.migrations_dir / "0002_spy.py").write_text(_DJANGO_SPY if style == "django" else _ALEMBIC_SPY)
+    for name, value in {"QUERYWARDEN_DSN": pg_dsn, "PGDATABASE": "postgres", "PGAPPNAME": "caller",
+                        "DJANGO_SETTINGS_MODULE": "caller.settings"}.items():
+        monkeypatch.setenv(name, value)
+    name = ensure_template(server, project.seed())
+    built.append(name)
+    with psycopg.connect(server.dsn_for(name)) as conn:
+        row = conn.execute("SELECT what FROM seen").fetchone()
+    assert row is not None
+    seen = row[0]
+    assert seen["databases"] == [f"{name}_building"]  # every Django alias: the template being built
+    assert "service" not in seen["options"]  # the settings' own OPTIONS pointed at a service elsewhere
+    assert seen["environment"] == []
+    assert seen["settings"] == ("shop_site.settings" if style == "django" else None)

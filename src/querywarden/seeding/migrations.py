@@ -348,7 +348,7 @@ def _outcome(item: str, result: dict[str, Any], dsn: str | None, fix: str) -> di
         migration = result.get("migration")
         where = f"migration {migration}" if migration else "migrating"
         raise DatabaseError(f"schema item {item!r}: {where} failed: {message}")
-    raise ConfigError(f"schema item {item!r}: {message}" + ("" if kind == "missing" else f"; {fix}"))
+    raise ConfigError(f"schema item {item!r}: {message}" + ("" if kind == "missing" or ";" in message else f"; {fix}"))
 
 
 def _files(item: str, result: dict[str, Any]) -> list[tuple[str, Path]]:
