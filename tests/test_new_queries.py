@@ -294,3 +294,57 @@ def test_a_new_hot_path_scanning_a_large_table_is_refused_and_a_rare_heavy_one_r
     ])
     assert not (root / "baselines" / "tests_test_app.py_test_owner_items.json").exists()
     assert (root / "baselines" / "tests_test_app.py_test_category_report.json").exists()  # rare and heavy: recorded
+
+
+BRANCH_SCAN = """
+-- name: accounts_with_balance
+-- calls-per-minute: 1000
+-- params: {"b": 12345}
+{allow}SELECT aid FROM pgbench_accounts WHERE abalance = %(b)s;
+"""
+
+
+def test_a_reviewed_seq_scan_exception_lets_a_hot_scan_be_recorded_with_its_reason(pgbench_db: str, tmp_path: Path) -> None:
+    catalog, baselines = tmp_path / "scan.sql", tmp_path / "baselines"
+    common = ("--catalog", str(catalog), "--baselines", str(baselines), "--dsn", pgbench_db)
+    catalog.write_text(BRANCH_SCAN.replace("{allow}", ""), encoding="utf-8")
+    refused = invoke("update", *common)
+    assert refused.exit_code == 1 and "refused    accounts_with_balance" in refused.output, refused.output
+
+    reason = "the nightly balance sweep reads every account; reviewed by the DBA"
+    catalog.write_text(BRANCH_SCAN.replace("{allow}", f"-- allow-seq-scan: {reason}\n"), encoding="utf-8")
+    recorded = invoke("update", *common)
+    assert recorded.exit_code == 0, recorded.output
+    assert json.loads((baselines / "accounts_with_balance.json").read_text())["query"]["allow_seq_scan"] == reason
+    checked = invoke("check", *common, "--json", str(tmp_path / "r.json"))
+    assert checked.exit_code == 0, checked.output
+    assert verdicts(tmp_path / "r.json") == {"accounts_with_balance": ("pass", False)}
+
+
+def test_an_exception_without_a_reason_is_refused(tmp_path: Path) -> None:
+    catalog = tmp_path / "scan.sql"
+    catalog.write_text(BRANCH_SCAN.replace("{allow}", "-- allow-seq-scan:\n"), encoding="utf-8")
+    result = invoke("check", "--catalog", str(catalog), "--baselines", str(tmp_path), "--dsn", "postgresql://nowhere.invalid/x")
+    assert result.exit_code == 2
+    assert "`-- allow-seq-scan:` needs the reason a reviewer reads" in result.output
+
+
+TESTS_ALLOWED_SCAN = TESTS_FULL_SCAN.replace(
+    "@pytest.mark.hot_path(calls_per_minute=12000)",
+    "@pytest.mark.hot_path(calls_per_minute=1000, allow_seq_scan='items is a lookup table read whole')", 1)
+TESTS_HOT_SCAN = TESTS_FULL_SCAN.replace("@pytest.mark.hot_path(calls_per_minute=12000)", "@pytest.mark.hot_path(calls_per_minute=1000)", 1)
+
+
+def test_a_marker_s_seq_scan_exception_records_the_hot_path_with_its_reason(pytester: pytest.Pytester, pg_dsn: str) -> None:
+    root = pytester.path
+    write_project(root, pg_dsn)
+    (root / "app.py").write_text(APP_FULL_SCAN)
+    (root / "tests" / "test_app.py").write_text(TESTS_HOT_SCAN)  # hot, within the cores budget, scanning
+    result = pytester.runpytest("--querywarden-update")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["      - hot: Seq Scan on items (* buffers, * rows)"])
+    (root / "tests" / "test_app.py").write_text(TESTS_ALLOWED_SCAN)
+    result = pytester.runpytest("--querywarden-update")
+    result.assert_outcomes(passed=2)
+    recorded = json.loads((root / "baselines" / "tests_test_app.py_test_owner_items.json").read_text())
+    assert [s["allow_seq_scan"] for s in recorded["statements"]] == ["items is a lookup table read whole"]

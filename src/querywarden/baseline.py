@@ -84,6 +84,8 @@ def observation_to_dict(observation: Observation, *, include_samples: bool = Fal
     }
     if observation.accepted is not None:  # only where a reviewer accepted a cost: other files do not change
         document["accepted"] = observation.accepted
+    if observation.allow_seq_scan is not None:  # likewise a reviewed exception, with its reason
+        document["allow_seq_scan"] = observation.allow_seq_scan
     if include_samples:  # results files only: volatile, like the samples
         document["planning_ms"] = observation.planning_ms
         document["execution_ms"] = observation.execution_ms
@@ -112,6 +114,7 @@ def observation_from_dict(data: Mapping[str, Any]) -> Observation:
         budget_ms=None if budget is None else float(budget),
         statement_count=int(data.get("statement_count", 1)),
         accepted=None if data.get("accepted") is None else str(data["accepted"]),
+        allow_seq_scan=None if data.get("allow_seq_scan") is None else str(data["allow_seq_scan"]),
         planning_ms=_optional_ms(data.get("planning_ms")),
         execution_ms=_optional_ms(data.get("execution_ms")),
     ))

@@ -14,7 +14,7 @@ directory's subdirectories namespace its queries (`sub/q.sql` holds `sub.name`).
 
 querywarden's metadata lives in those docstring lines, which aiosql ignores. The rule: a comment line
 between the name line and the SQL whose first word is `calls-per-minute`, `params` (or
-`params[label]`) or `budget-ms`, followed by a colon, is metadata; every other comment line is
+`params[label]`), `budget-ms` or `allow-seq-scan`, followed by a colon, is metadata; every other comment line is
 docstring text, except one whose word is a near miss of those (`calls-per-minut:`, `Params:`),
 which is an error, so a typo cannot turn a guarded query into an unguarded one.
 
@@ -56,7 +56,7 @@ _DECLARED = re.compile(r"^\s*[A-Za-z_][\w-]*\s*$")
 # `:name` outside strings and comments; `::` casts and `:=` are not parameters (aiosql's rule too).
 _COLON_NAME = re.compile(r"(?<!:):(?P<name>[A-Za-z_]\w*)")
 _UNMEASURABLE = {"*!": "runs its statement once per parameter set", "#": "is a multi-statement script"}
-KNOWN_KEYS = ("budget-ms", "calls-per-minute", "params")
+KNOWN_KEYS = ("allow-seq-scan", "budget-ms", "calls-per-minute", "params")
 _NEAR_PREFIXES = ("calls-per", "calls_per", "budget-", "budget_")
 
 
@@ -241,6 +241,10 @@ def _finish(block: _Block, path: Path, default_calls_per_minute: float, namespac
         _check_params(sql, params, where if label is None else f"{where} set {label}", colon, key)
     calls = _number(block.meta["calls-per-minute"][0], "calls-per-minute", where) if "calls-per-minute" in block.meta else None
     budget = _number(block.meta["budget-ms"][0], "budget-ms", where) if "budget-ms" in block.meta else None
+    allowed = block.meta["allow-seq-scan"][0].strip() if "allow-seq-scan" in block.meta else None
+    if allowed == "":
+        raise CatalogError(f"{where}: `-- allow-seq-scan:` needs the reason a reviewer reads, e.g. "
+                           "`-- allow-seq-scan: 12 rows, read whole by design`")
     rate = (default_calls_per_minute if calls is None else calls) / len(sets)
     return [
         GuardedQuery(
@@ -250,6 +254,7 @@ def _finish(block: _Block, path: Path, default_calls_per_minute: float, namespac
             calls_per_minute=rate,
             budget_ms=budget,
             source=source,
+            allow_seq_scan=allowed,
         )
         for label, params in sets
     ]

@@ -22,6 +22,7 @@ from psycopg.rows import tuple_row
 from .engine import Probe, measure_in_transaction
 from .fingerprint import identify
 from .observation import Outcome, Unmeasured
+from .path import PathSpec
 from .policy import MeasureSettings
 from .query import Binding, GuardedQuery, Params
 
@@ -138,8 +139,8 @@ class InTransaction:
     (an N+1 loop) is measured on its first run only, as the path judges it by its first.
     """
 
-    def __init__(self, settings: MeasureSettings, calls_per_minute: float, budget_ms: float | None, probe: Probe) -> None:
-        self.settings, self.calls_per_minute, self.budget_ms, self.probe = settings, calls_per_minute, budget_ms, probe
+    def __init__(self, settings: MeasureSettings, spec: PathSpec, probe: Probe) -> None:
+        self.settings, self.spec, self.probe = settings, spec, probe
         self._seen: set[str] = set()
         self._kinds: dict[str, tuple[str, str]] = {}
 
@@ -152,9 +153,10 @@ class InTransaction:
             return None
         self._seen.add(kind[1])
         host = host_of(live, writes=kind[0] != "read")
-        query = GuardedQuery("#", sql, params, self.calls_per_minute, self.budget_ms)
+        spec = self.spec
+        query = GuardedQuery("#", sql, params, spec.calls_per_minute, allow_seq_scan=spec.allow_seq_scan)
         if host.refusal is not None:
-            return Unmeasured(query.name, host.refusal, sql, self.calls_per_minute)
+            return Unmeasured(query.name, host.refusal, sql, spec.calls_per_minute)
         if host.connection is None:
             return None
         return measure_in_transaction(host.connection, query, binding, self.settings, self.probe)

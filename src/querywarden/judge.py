@@ -59,7 +59,7 @@ def _scan_changes(before: Observation, after: Observation, policy: Policy) -> tu
         else:
             reasons.append(f"no longer reads {relation}")
         lost_index = any(how.startswith(_INDEXED) for how in was) and "Seq Scan" in now
-        if lost_index and seq_blocks.get(relation, 0) >= policy.large_relation_blocks:
+        if lost_index and seq_blocks.get(relation, 0) >= policy.large_relation_blocks and after.allow_seq_scan is None:
             bigger = True
     return reasons, bigger
 
@@ -206,7 +206,10 @@ def load_of(observation: Observation) -> Load:
 
 
 def big_scans(observation: Observation, policy: Policy) -> list[str]:
-    """Sequential scans of large relations: deterministic evidence of a query that grows with the data."""
+    """Sequential scans of large relations: deterministic evidence of a query that grows with the data
+    (none for a query whose reviewed exception allows them)."""
+    if observation.allow_seq_scan is not None:
+        return []
     return [
         f"Seq Scan on {node.relation} ({_n(node.buffers.total)} buffers, {_n(node.actual_rows * node.actual_loops)} rows)"
         for _, node in observation.plan.walk()
@@ -239,6 +242,7 @@ def judge_new(name: str, after: Observation, policy: Policy) -> tuple[bool, list
     cost = load.describe(policy.production_cores)
     budget = f"budget {policy.query_cores_budget:g} cores a query"
     fragile = fragile_estimates(after) if hot else []
+    allowed = [f"sequential scans allowed: {after.allow_seq_scan}"] if after.allow_seq_scan is not None else []
     if over or (hot and scans):
         why = [f"new, and too costly to record: {cost} ({budget})"]
         if scans:
@@ -246,7 +250,7 @@ def judge_new(name: str, after: Observation, policy: Policy) -> tuple[bool, list
         why.extend(fragile)
         why.append(f"fix it, or record it anyway with {policy.accept.format(name=name)}")
         return True, why
-    return False, [f"new: {cost} ({budget}); record it with {policy.refresh}", *fragile]
+    return False, [f"new: {cost} ({budget}); record it with {policy.refresh}", *allowed, *fragile]
 
 
 def _weigh(
@@ -342,6 +346,8 @@ def compare(
     notes: list[str] = [f"environment drift: {d}" for d in drift]
     if before.accepted:
         notes.insert(0, f"recorded over the budget, accepted: {before.accepted}")
+    if after.allow_seq_scan is not None and before.allow_seq_scan != after.allow_seq_scan:
+        notes.append(f"sequential scans now allowed: {after.allow_seq_scan}")
 
     if after.budget_ms is not None and after.timing.median_ms > after.budget_ms:
         return result(

@@ -365,6 +365,7 @@ def measure(
         timing=Timing.from_samples(samples, probe_ms),
         environment=dict(environment),
         budget_ms=query.budget_ms,
+        allow_seq_scan=query.allow_seq_scan,
         planning_ms=planning_ms,
         execution_ms=execution_ms,
     )

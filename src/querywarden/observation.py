@@ -60,6 +60,8 @@ class Observation:
     statement_count: int = 1
     # Why a reviewer let this query be recorded though it broke the budget (None: it did not need to).
     accepted: str | None = None
+    # Why a sequential scan is fine for it (the query's reviewed exception, see GuardedQuery).
+    allow_seq_scan: str | None = None
     # Planning and execution time of the one EXPLAIN ANALYZE, apart (volatile: results only, never baselines).
     planning_ms: float | None = None
     execution_ms: float | None = None

@@ -41,6 +41,7 @@ class PathSpec:
     calls_per_minute: float
     budget_ms: float | None = None
     marked: bool = False
+    allow_seq_scan: str | None = None  # the marker's reviewed exception, with its reason
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class StatementGroup:
             params=self.first.params,
             calls_per_minute=spec.calls_per_minute * self.executions,
             source=self.first.source,
+            allow_seq_scan=spec.allow_seq_scan,
         )
 
 

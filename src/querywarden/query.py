@@ -30,6 +30,9 @@ class GuardedQuery:
     calls_per_minute: float
     budget_ms: float | None = None
     source: SourceLocation | None = None
+    # A reviewed exception: why a sequential scan is right for this query (a small table read whole,
+    # a report over everything). The reason goes into its baseline for every later review to see.
+    allow_seq_scan: str | None = None
 
 
 Binding = Literal["server", "client", "raw"]

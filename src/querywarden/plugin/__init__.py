@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..config import Setting
     from ..query import CapturedStatement
     from ..capture import Before, CaptureBlock
+    from ..path import PathSpec
 
 STRICT_FLAG = "--querywarden-strict"
 MARKER = "hot_path"
@@ -200,15 +201,12 @@ class Querywarden:
     be nested or repeated; everything captured during the test forms its path.
     """
 
-    def __init__(
-        self, test: str, calls_per_minute: float, budget_ms: float | None, marked: bool, before: Before | None
-    ) -> None:
+    def __init__(self, spec: PathSpec, before: Before | None) -> None:
         from ..capture import Capture
 
-        self.test = test
-        self.calls_per_minute = calls_per_minute
-        self.budget_ms = budget_ms
-        self.marked = marked
+        self.spec = spec
+        self.test = spec.test
+        self.calls_per_minute = spec.calls_per_minute
         # `before` measures a statement whose rows only the test's own transaction sees, as it runs there.
         self._all: Capture = Capture(before=before)
 
@@ -227,18 +225,21 @@ class Querywarden:
         return f"<querywarden {self.test} at {self.calls_per_minute:g} calls/min, {len(self.statements)} statements>"
 
 
-def _marker_rate(item: pytest.Item, default: float) -> tuple[float, float | None, bool]:
-    """Call rate, budget and whether a hot_path marker set them; a malformed marker fails the test."""
+def _marker_spec(item: pytest.Item, default: float) -> PathSpec:
+    """How the test's path is weighted: by its hot_path marker (rate, budget, reviewed exception), else
+    the default rate; a malformed marker fails the test."""
+    from ..path import PathSpec
+
     marker = item.get_closest_marker(MARKER)
     if marker is None:
-        return default, None, False
+        return PathSpec(item.nodeid, default)
     kwargs = dict(marker.kwargs)
     usage = "use @pytest.mark.hot_path(calls_per_minute=12000) or hot_path(calls_per_minute=N, budget_ms=M)"
     if marker.args:
         if len(marker.args) > 1 or "calls_per_minute" in kwargs:
             pytest.fail(f"querywarden: {item.nodeid}: hot_path takes one call rate; {usage}", pytrace=False)
         kwargs["calls_per_minute"] = marker.args[0]
-    unknown = sorted(set(kwargs) - {"calls_per_minute", "budget_ms"})
+    unknown = sorted(set(kwargs) - {"calls_per_minute", "budget_ms", "allow_seq_scan"})
     if unknown or "calls_per_minute" not in kwargs:
         problem = f"unknown argument(s) {', '.join(unknown)}" if unknown else "calls_per_minute is missing"
         pytest.fail(f"querywarden: {item.nodeid}: hot_path: {problem}; {usage}", pytrace=False)
@@ -250,7 +251,12 @@ def _marker_rate(item: pytest.Item, default: float) -> tuple[float, float | None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             pytest.fail(f"querywarden: {item.nodeid}: hot_path {key} must be a positive number, not {value!r}", pytrace=False)
         values[key] = float(value)
-    return values["calls_per_minute"], values.get("budget_ms"), True
+    allowed = kwargs.get("allow_seq_scan")
+    if allowed is not None and (not isinstance(allowed, str) or not allowed.strip()):
+        pytest.fail(f"querywarden: {item.nodeid}: hot_path allow_seq_scan takes the reason a reviewer reads, "
+                    f"e.g. allow_seq_scan='12 rows, read whole by design', not {allowed!r}", pytrace=False)
+    return PathSpec(item.nodeid, values["calls_per_minute"], values.get("budget_ms"), True,
+                    None if allowed is None else allowed.strip())
 
 
 def _fail_on(error: Exception) -> NoReturn:
@@ -273,15 +279,15 @@ def querywarden(request: pytest.FixtureRequest) -> Querywarden:
         settings = state.resolved().measure
     except QuerywardenError as exc:
         _fail_on(exc)
-    calls, budget, marked = _marker_rate(request.node, default_rate)
+    spec = _marker_spec(request.node, default_rate)
     before = None
     if not state.off:
         from ..engine import no_probe
         from ..hosting import InTransaction
 
         # The machine probe goes with new baselines only, as for statements measured after the test.
-        before = InTransaction(settings, calls, budget, state.probe if state.update else no_probe)
-    guarded = Querywarden(request.node.nodeid, calls, budget, marked, before)
+        before = InTransaction(settings, spec, state.probe if state.update else no_probe)
+    guarded = Querywarden(spec, before)
     request.node.stash[CAPTURE_KEY] = guarded
     return guarded
 
@@ -470,7 +476,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     from ..path import PathSpec
 
     state.guarded.add(item.nodeid)
-    spec = PathSpec(item.nodeid, guarded.calls_per_minute, guarded.budget_ms, guarded.marked)
+    spec = guarded.spec
     outcome = state.check(item.nodeid, spec, guarded.statements)
     state.outcomes.append(outcome.to_plain())
     if outcome.blocking and outcome.message:
