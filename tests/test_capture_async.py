@@ -35,6 +35,7 @@ from querywarden.database import Server, dbname_of, sqlalchemy_url
 from querywarden.engine import no_probe
 from querywarden.hosting import InTransaction
 from querywarden.observation import Observation, Unmeasured
+from querywarden.path import PathSpec
 from querywarden.policy import MeasureSettings
 
 from test_plugin import INNER_ADDOPTS
@@ -84,7 +85,7 @@ def in_transaction() -> Capture:
     """A test-level capture with the plugin's `before`: statements whose rows only their own open
     transaction sees are measured there, just before they run."""
     settings = MeasureSettings(warmup=0, min_samples=3, max_samples=5)
-    return Capture(before=InTransaction(settings, 60.0, None, no_probe))
+    return Capture(before=InTransaction(settings, PathSpec("test", 60.0), no_probe))
 
 
 def scans_of(observation: object, relation: str) -> list[float]:

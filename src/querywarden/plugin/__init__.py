@@ -207,6 +207,8 @@ class Querywarden:
         self.spec = spec
         self.test = spec.test
         self.calls_per_minute = spec.calls_per_minute
+        self.budget_ms = spec.budget_ms
+        self.marked = spec.marked
         # `before` measures a statement whose rows only the test's own transaction sees, as it runs there.
         self._all: Capture = Capture(before=before)
 
