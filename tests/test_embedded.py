@@ -16,7 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from querywarden.config import EMBEDDED_ENV, embedded_setting
+from querywarden.config import embedded_setting
+from querywarden.environment import EMBEDDED_ENV
 from querywarden.embedded import BINDIR_ENV, EmbeddedCluster, choose_binaries, find_bindir, wheel_bindir
 from querywarden.errors import ConfigError, DatabaseError
 

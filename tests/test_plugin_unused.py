@@ -19,7 +19,7 @@ UNRELATED = """\
 
     def test_nothing_of_querywarden_is_loaded():
         heavy = sorted(name for name in sys.modules if name == "sqlglot" or name.startswith(("querywarden.engine",
-                       "querywarden.judge", "querywarden.baseline", "querywarden.database", "querywarden.seeding")))
+                       "querywarden.judge", "querywarden.baseline", "querywarden.database", "querywarden.seeding", "querywarden.config")))
         assert heavy == []
     """
 

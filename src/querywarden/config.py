@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .environment import DSN_ENV, EMBEDDED_ENV, find_pyproject
 from .errors import ConfigError
 from .policy import DEFAULT_PINNED_SETTINGS, POLICY_WORDING, MeasureSettings, Policy
 
@@ -37,7 +38,6 @@ _MEASURE_KEYS = {
 _PLAIN_KEYS = ("catalog", "baselines", "schema", "seed", "scale", "default-calls-per-minute", "settings", "statistics-target",
                "embedded")
 
-EMBEDDED_ENV = "QUERYWARDEN_EMBEDDED"
 EMBEDDED_CHOICES = ("auto", "system", "wheel")  # the embedded cluster's server binaries (see embedded.choose_binaries)
 
 
@@ -62,14 +62,6 @@ class Config:
     def path(self, value: str) -> Path:
         path = Path(value)
         return path if path.is_absolute() else self.root / path
-
-
-def find_pyproject(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _strings(value: Any, key: str, origin: str) -> tuple[str, ...]:
@@ -169,7 +161,6 @@ def load_config(start: Path | None = None) -> Config:
 
 # --- resolving: explicit layers -> [tool.querywarden] -> defaults ----------------------------------
 
-DSN_ENV = "QUERYWARDEN_DSN"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .config import DSN_ENV
+from .environment import DSN_ENV
 from .errors import ConfigError, DatabaseError
 
 _SCHEME = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)

@@ -46,7 +46,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from querywarden.config import EMBEDDED_CHOICES, EMBEDDED_ENV, embedded_choice
+from querywarden.config import EMBEDDED_CHOICES, embedded_choice
+from querywarden.environment import EMBEDDED_ENV
 from querywarden.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 import click
 
-from ..config import DSN_ENV, dsn_setting
+from ..config import dsn_setting
+from ..environment import DSN_ENV
 from ..database import Server, mask_dsn
 from ..errors import ConfigError
 from ..seeding.templates import (

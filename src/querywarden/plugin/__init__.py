@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ..config import DSN_ENV, EMBEDDED_ENV
+from ..environment import DSN_ENV, EMBEDDED_ENV, OFF_ENV
 from .integrations import querywarden_db_url, querywarden_engine, querywarden_session  # noqa: F401  (fixtures)
 from .django import querywarden_django_databases, querywarden_django_db_setup  # noqa: F401  (fixtures)
-from .session import ACCEPT_FLAG, DEFAULT_BASELINES, OFF_ENV, OFF_FLAG, UPDATE_FLAG, QuerywardenSession, relative
+from .session import ACCEPT_FLAG, DEFAULT_BASELINES, OFF_FLAG, UPDATE_FLAG, QuerywardenSession, relative
 
 if TYPE_CHECKING:
     import psycopg
@@ -138,35 +138,38 @@ def _explicit(config: pytest.Config, option: _Option) -> Setting | None:
     """The value given on the command line, in the environment or in the ini file, if any."""
     import os
 
-    from ..config import Setting
-
     invoked = config.invocation_params.dir
-    value = config.getoption(option.flag.lstrip("-").replace("-", "_"))
+    value: Any = config.getoption(option.flag.lstrip("-").replace("-", "_"))
     if value:
-        return Setting(tuple(value) if option.multiple else value, option.flag, invoked)
-    if option.env and os.environ.get(option.env):
-        return Setting(os.environ[option.env], f"${option.env}", invoked)
-    ini = config.getini(option.ini)
-    if ini:
+        value, origin, base = tuple(value) if option.multiple else value, option.flag, invoked
+    elif option.env and os.environ.get(option.env):
+        value, origin, base = os.environ[option.env], f"${option.env}", invoked
+    else:
+        ini = config.getini(option.ini)
+        if not ini:
+            return None
         overridden = any(str(o).startswith(f"{option.ini}=") for o in (config.getoption("override_ini") or ()))
         if overridden or config.inipath is None:
             origin, base = f"-o {option.ini}", invoked
         else:
             origin, base = f"{option.ini} in {config.inipath.name}", config.inipath.parent
-        return Setting(tuple(ini) if option.multiple else str(ini).strip(), origin, base)
-    return None
+        value = tuple(ini) if option.multiple else str(ini).strip()
+    from ..config import Setting  # only once something is set: an unused plugin loads nothing more
+
+    return Setting(value, origin, base)
 
 
 def _explicit_layer(config: pytest.Config) -> dict[str, Setting]:
-    """What flags, the environment and the ini file set; unusable numbers stop the run as usage errors."""
-    from ..config import embedded_choice, positive, switch
-    from ..errors import ConfigError
-
+    """What flags, the environment and the ini file set; unusable numbers stop the run as usage errors.
+    The configuration layer is imported only once something is set."""
     layer: dict[str, Setting] = {}
     for option in _OPTIONS:
         found = _explicit(config, option)
         if found is None:
             continue
+        from ..config import embedded_choice, positive, switch
+        from ..errors import ConfigError
+
         key = _KEYS[option.ini]
         try:
             if key in _NUMBERS:

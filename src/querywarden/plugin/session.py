@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..environment import OFF_ENV
 from ..errors import QuerywardenError
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BASELINES = "baselines/tests"
 OFF_FLAG = "--querywarden-off"
-OFF_ENV = "QUERYWARDEN_OFF"
 _REPORT_OPTIONS = ("querywarden_json", "querywarden_html", "querywarden_markdown")
 UPDATE_FLAG = "--querywarden-update"
 ACCEPT_FLAG = "--querywarden-accept"
@@ -113,7 +113,7 @@ class QuerywardenSession:
         if any(self.config.getoption(option) for option in _REPORT_OPTIONS):
             return True
         if self._project_table is None:
-            from ..config import find_pyproject
+            from ..environment import find_pyproject
 
             pyproject = find_pyproject(self.root)
             self._project_table = False
