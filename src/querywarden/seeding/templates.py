@@ -105,6 +105,7 @@ def _list(admin: psycopg.Connection[Any], server: Server, names: Collection[str]
     return [
         SeededTemplate(name, int(size), read_usage(comment), now.astimezone(timezone.utc), int(locks), int(sessions), int(objects))
         for name, size, comment, now, locks, sessions, objects in rows
+        if size is not None  # dropped by another run while this one listed it: not there any more
     ]
 
 
