@@ -9,66 +9,22 @@ joined Session's transaction (and commits to a savepoint) are what its baseline'
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from example_copies import ExampleCopy, copy_example
 
-EXAMPLE = REPO / "examples" / "bookshop"
-BASELINES = REPO / "baselines" / "bookshop-tests"
 NEW_BOOKS = 12  # what tests/test_hot_paths.py::test_books_of_a_new_author adds
 NEW_ORDERS = 5 + 3  # what tests/test_api.py::test_recent_orders_of_a_new_customer commits and flushes
 GUARDED = 6
 
 
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    output: str
-
-    def failed(self) -> set[str]:
-        return set(re.findall(r"^FAILED (tests/\S+?\.py::\w+)", self.output, re.MULTILINE))
-
-
-@dataclass(frozen=True)
-class Project:
-    root: Path  # the copy of examples/bookshop
-    baselines: Path  # its baselines, at the same relative place as in the repository
-    dsn: str
-
-    def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "QUERYWARDEN_"))}
-        env["QUERYWARDEN_DSN"] = self.dsn
-        return env
-
-    def run(self, *args: str) -> Run:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:xdist", "-rfE", *args],
-            cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=600,
-        )
-        return Run(done.returncode, done.stdout + done.stderr)
-
-    def baseline(self, test: str, module: str = "test_hot_paths.py") -> dict[str, object]:
-        return dict(json.loads((self.baselines / f"tests_{module}_{test}.json").read_text()))
-
-    def write(self, relative: str, text: str) -> None:
-        (self.root / relative).write_text(textwrap.dedent(text))
-
-    def replace(self, relative: str, old: str, new: str) -> None:
-        path = self.root / relative
-        text = path.read_text()
-        assert old in text, f"{relative} no longer contains {old!r}"
-        path.write_text(text.replace(old, new))
-
+class Project(ExampleCopy):
     def revision(self, name: str, text: str) -> None:
         """A new Alembic revision, as the team writes one: the template is rebuilt by `alembic upgrade
         head` (the `alembic:alembic.ini` schema item), so the tests compare the schema it makes."""
@@ -82,10 +38,7 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path: Path, pg_dsn: str) -> Iterator[Project]:
-    root = tmp_path / "examples" / "bookshop"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(BASELINES, tmp_path / "baselines" / "bookshop-tests")
-    yield Project(root, tmp_path / "baselines" / "bookshop-tests", pg_dsn)
+    yield Project(*copy_example(tmp_path, "bookshop", "bookshop-tests", pg_dsn), pg_dsn)
 
 
 def _only_statement(baseline: dict[str, object]) -> dict[str, object]:

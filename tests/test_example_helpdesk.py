@@ -9,76 +9,21 @@ plan saw; a test that commits does not cost the next one its seed.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from querywarden.database import Server
-from querywarden.seeding.seed import drop_template
+from example_copies import ExampleCopy, copy_example
 
-EXAMPLE = REPO / "examples" / "helpdesk"
-BASELINES = REPO / "baselines" / "helpdesk-tests"
 SEEDED_CUSTOMERS = 4_000  # what seed.py writes at scale 1
 
 
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    output: str
-
-    def failed(self) -> set[str]:
-        return set(re.findall(r"^FAILED (tests/\S+?\.py::\w+)", self.output, re.MULTILINE))
-
-
-@dataclass(frozen=True)
-class Project:
-    root: Path  # the copy of examples/helpdesk
-    baselines: Path  # its baselines, at the same relative place as in the repository
-    dsn: str
-
-    def run(self, *args: str, own_schema: bool = False) -> Run:
-        """A pytest session in the copy; with `own_schema` (a migration only this test has) the template
-        it seeded for that schema is dropped afterwards, as no later run will reuse it."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "QUERYWARDEN_"))}
-        env["QUERYWARDEN_DSN"] = self.dsn
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:xdist", "-rfE", *args],
-            cwd=self.root, env=env, capture_output=True, text=True, timeout=600,
-        )
-        output = done.stdout + done.stderr
-        if own_schema:
-            for template in re.findall(r"^querywarden: seeding (qw_seed_\w+)", output, re.MULTILINE):
-                drop_template(Server(self.dsn), template)
-        return Run(done.returncode, output)
-
-    def baseline(self, test: str) -> dict[str, object]:
-        return dict(json.loads((self.baselines / f"tests_test_hot_paths.py_{test}.json").read_text()))
-
-    def write(self, relative: str, text: str) -> None:
-        (self.root / relative).write_text(textwrap.dedent(text))
-
-    def replace(self, relative: str, old: str, new: str) -> None:
-        path = self.root / relative
-        text = path.read_text()
-        assert old in text, f"{relative} no longer contains {old!r}"
-        path.write_text(text.replace(old, new))
-
-
 @pytest.fixture
-def project(tmp_path: Path, pg_dsn: str) -> Iterator[Project]:
-    root = tmp_path / "examples" / "helpdesk"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(BASELINES, tmp_path / "baselines" / "helpdesk-tests")
-    yield Project(root, tmp_path / "baselines" / "helpdesk-tests", pg_dsn)
+def project(tmp_path: Path, pg_dsn: str) -> Iterator[ExampleCopy]:
+    yield ExampleCopy(*copy_example(tmp_path, "helpdesk", "helpdesk-tests", pg_dsn), pg_dsn)
 
 
 def _plan_rows(node: object) -> float:
@@ -86,7 +31,7 @@ def _plan_rows(node: object) -> float:
     return float(node["actual_rows"])
 
 
-def test_the_committed_baselines_pass_and_the_own_rows_baseline_saw_them(project: Project) -> None:
+def test_the_committed_baselines_pass_and_the_own_rows_baseline_saw_them(project: ExampleCopy) -> None:
     run = project.run()
     assert run.returncode == 0, run.output
     assert "querywarden: passed: 4 guarded tests (4 pass)" in run.output
@@ -107,7 +52,7 @@ DROP_QUEUE_INDEX = """\
     """
 
 
-def test_a_migration_dropping_the_queue_index_blocks_the_hot_path(project: Project) -> None:
+def test_a_migration_dropping_the_queue_index_blocks_the_hot_path(project: ExampleCopy) -> None:
     project.write("helpdesk/migrations/0002_drop_queue_index.py", DROP_QUEUE_INDEX)
     project.replace(
         "helpdesk/models.py",
@@ -121,7 +66,7 @@ def test_a_migration_dropping_the_queue_index_blocks_the_hot_path(project: Proje
     assert "tests/test_hot_paths.py::test_ticket_list" not in run.failed()  # another index serves it
 
 
-def test_an_n_plus_1_through_the_orm_blocks_the_ticket_list(project: Project) -> None:
+def test_an_n_plus_1_through_the_orm_blocks_the_ticket_list(project: ExampleCopy) -> None:
     project.replace("helpdesk/queries.py", '.select_related("customer", "assignee")', "")
     run = project.run()
     assert run.returncode == 1, run.output
@@ -140,7 +85,7 @@ ADD_EDITED_AT = """\
     """
 
 
-def test_a_migration_adding_an_unrelated_column_passes(project: Project) -> None:
+def test_a_migration_adding_an_unrelated_column_passes(project: ExampleCopy) -> None:
     project.write("helpdesk/migrations/0002_comment_edited_at.py", ADD_EDITED_AT)
     project.replace("helpdesk/models.py", "    body = models.TextField()\n",
                     "    body = models.TextField()\n    edited_at = models.DateTimeField(null=True)\n")
@@ -209,7 +154,7 @@ IN_FILE_ORDER = """\
     """
 
 
-def test_rows_in_the_tests_own_transaction_are_what_its_baseline_saw(project: Project) -> None:
+def test_rows_in_the_tests_own_transaction_are_what_its_baseline_saw(project: ExampleCopy) -> None:
     project.write("tests/test_hot_paths.py", OWN_ROWS.replace("{customers}", str(SEEDED_CUSTOMERS)))
     conftest = project.root / "tests" / "conftest.py"
     conftest.write_text(conftest.read_text() + textwrap.dedent(IN_FILE_ORDER))
