@@ -20,16 +20,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import psycopg
 
 from .baseline import BaselineStore
 from .database import Server, connect, dbname_of, mask_dsn
-from .errors import DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
+from .errors import CatalogError, ConfigError, DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
 from .judge import compare, keeps, timing_only
-from .measure import calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, prepare_session, replay_against
+from .measure import (
+    Paired, Side, calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, measure_pair,
+    prepare_session, replay_against,
+)
 from .observation import Observation, Outcome, Unmeasured
 from .policy import MeasureSettings, Policy
 from .query import Binding, GuardedQuery
@@ -41,6 +44,7 @@ from .verdict import QueryResult, Verdict
 Progress = Callable[[str], None]
 Probe = Callable[[psycopg.Connection[Any]], "float | None"]
 Errors = Literal["raise", "record"]
+_T = TypeVar("_T")
 
 _CURSORS: Mapping[str, type[Any]] = {"server": psycopg.Cursor, "client": psycopg.ClientCursor, "raw": psycopg.RawCursor}
 _LOCK_TIMEOUT = "2s"
@@ -71,6 +75,17 @@ class Statement:
     # Measured already, inside the test's open transaction just before it ran there (see
     # `measure_in_transaction`): that state is gone now, so it is neither measured again nor replayed.
     measured: Outcome | None = field(default=None, compare=False, repr=False)
+    base: BaseSide | None = None  # measured against the base revision in the same run, interleaved
+
+
+@dataclass(frozen=True)
+class BaseSide:
+    """The base revision's side of a statement: its version of the query (None: the base has no such
+    query, so the head's is new) and the database built from the base's schema and seed."""
+
+    query: GuardedQuery | None
+    database: str
+    revision: str  # shown in verdicts: what the timing was compared with
 
 
 @dataclass(frozen=True)
@@ -104,10 +119,13 @@ class Site:
 
 @dataclass(frozen=True)
 class Measurements:
-    """What the engine measured: an outcome per statement, and same-run replays by position."""
+    """What the engine measured: an outcome per statement, and same-run replays by position; with a
+    base revision, its observations (the `before` of each verdict) and why it could not run others."""
 
     outcomes: tuple[Outcome, ...]
     replays: Mapping[int, TimingComparison]
+    bases: Mapping[int, Observation] = field(default_factory=dict)
+    base_errors: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -222,6 +240,51 @@ def _measure_write(
         raise
 
 
+class _SharedClones:
+    """One throwaway clone per source database for all the writes of a run measured against a base:
+    every execution is rolled back, and the clone is vacuumed after each write, so a rolled-back
+    INSERT's dead rows do not pile up for the next; both sides see the same sequence of writes."""
+
+    def __init__(self, server: Server, stack: ExitStack) -> None:
+        self.server, self.stack, self.clones = server, stack, dict[str, str]()
+
+    def of(self, source: str) -> str:
+        if source not in self.clones:
+            self.clones[source] = self.stack.enter_context(self.server.clone(source, prefix="qw_write", wait_s=5.0))
+        return self.clones[source]
+
+    def tidy(self) -> None:
+        for dsn in self.clones.values():
+            with connect(dsn, autocommit=True) as conn, _connection_kept("while vacuuming a write clone"):
+                conn.execute("VACUUM (INDEX_CLEANUP AUTO)")
+
+
+def _measure_write_pair(
+    statement: Statement, site: Site, settings: MeasureSettings, probe: Probe, read_only: bool | None, clones: _SharedClones
+) -> Paired:
+    """A write and the base revision's version of it, each on a clone of its own revision's database,
+    timed interleaved (`measure_pair`)."""
+    base = statement.base
+    assert base is not None and base.query is not None
+    head_source, base_source = site.clone_source(statement.database), site.clone_source(base.database)
+    if head_source is None or base_source is None:
+        raise DatabaseError(
+            f"query {statement.query.name!r} writes, and there is no database to clone for measuring it; "
+            "writes are measured only on throwaway clones"
+        )
+    on_base = replace(statement, database=base.database)
+    try:
+        with _session(clones.of(head_source), statement, site, settings, probe) as head, \
+                _session(clones.of(base_source), on_base, site, settings, no_probe) as before:
+            return measure_pair(
+                Side(before.conn, base.query, before.environment, read_only, before.probe_ms),
+                Side(head.conn, statement.query, head.environment, read_only, head.probe_ms),
+                settings,
+            )
+    finally:
+        clones.tidy()
+
+
 def measure_in_transaction(
     conn: psycopg.Connection[Any], query: GuardedQuery, binding: Binding, settings: MeasureSettings, probe: Probe = no_probe
 ) -> Outcome:
@@ -264,6 +327,11 @@ def refuse_unsafe(statements: Sequence[Statement]) -> None:
         check_measurable(statement.query)
         if statement.baseline is not None and statement.replay:
             check_baseline_sql(statement.query.name, statement.baseline.sql)
+        if statement.base is not None and statement.base.query is not None:
+            try:
+                check_measurable(statement.base.query)
+            except CatalogError as exc:
+                raise CatalogError(f"the base revision's {exc}") from None
 
 
 def measure_all(
@@ -285,6 +353,8 @@ def measure_all(
     refuse_unsafe(statements)
     outcomes: dict[int, Outcome] = {}
     replays: dict[int, TimingComparison] = {}
+    bases: dict[int, Observation] = {}
+    base_errors: dict[int, str] = {}
     writes: list[tuple[int, bool | None]] = []
     reads: dict[tuple[str, str], list[int]] = {}
     for position, statement in enumerate(statements):
@@ -311,7 +381,17 @@ def measure_all(
     for members in reads.values():
         first = statements[members[0]]
         try:
-            with _session(first.database, first, site, settings, probe) as session:
+            with _session(first.database, first, site, settings, probe) as session, ExitStack() as opened:
+                base_sessions: dict[str, _Session] = {}
+
+                def base_session(statement: Statement) -> _Session:
+                    assert statement.base is not None
+                    where = statement.base.database
+                    if where not in base_sessions:
+                        on_base = replace(statement, database=where)
+                        base_sessions[where] = opened.enter_context(_session(where, on_base, site, settings, probe))
+                    return base_sessions[where]
+
                 for position in members:
                     statement = statements[position]
                     query = statement.query
@@ -321,9 +401,20 @@ def measure_all(
                     if now is not settings:
                         with _connection_kept(f"before measuring query {query.name!r}"):
                             session.conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{now.statement_timeout_ms}ms",))
-                    progress(f"measuring {query.name}")
+                    progress(f"measuring {query.name}" + (" against the base revision" if _paired(statement) else ""))
                     try:
-                        outcome = measure(session.conn, query, now, session.environment, probe_ms=session.probe_ms)
+                        if _paired(statement):
+                            assert statement.base is not None and statement.base.query is not None
+                            before_session = base_session(statement)
+                            paired = measure_pair(
+                                Side(before_session.conn, statement.base.query, before_session.environment, probe_ms=before_session.probe_ms),
+                                Side(session.conn, query, session.environment, probe_ms=session.probe_ms),
+                                now,
+                            )
+                            _keep_pair(position, paired, bases, base_errors, replays)
+                            outcome = paired.head
+                        else:
+                            outcome = measure(session.conn, query, now, session.environment, probe_ms=session.probe_ms)
                     except ReadOnlyViolation:
                         writes.append((position, False))
                         continue
@@ -337,7 +428,7 @@ def measure_all(
                     outcomes[position] = outcome
                     before = statement.baseline
                     if (
-                        statement.replay and isinstance(outcome, Observation)
+                        statement.base is None and statement.replay and isinstance(outcome, Observation)
                         and before is not None and before.fingerprint != outcome.fingerprint
                     ):
                         progress(f"replaying the baseline SQL of {query.name} against the new SQL")
@@ -356,32 +447,93 @@ def measure_all(
             for position in members:
                 if position not in outcomes and all(position != w for w, _ in writes):
                     outcomes[position] = _unmeasured(statements[position], exc)
-    for position, read_only in writes:
-        statement = statements[position]
-        if _out_of_time(deadline):
-            raise _not_measured(settings, statements, outcomes)
-        progress(f"measuring {statement.query.name} (on a throwaway clone)")
-        try:
-            outcome = _measure_write(statement, site, _bounded(settings, deadline), probe, read_only)
-        except QuerywardenError as exc:
-            settle(position, exc)
-            continue
-        if isinstance(outcome, Unmeasured) and _out_of_time(deadline):
-            raise _not_measured(settings, statements, outcomes)
-        outcomes[position] = outcome
+    with ExitStack() as stack:
+        shared = _SharedClones(site.server, stack) if site.server is not None else None
+        for position, read_only in writes:
+            statement = statements[position]
+            if _out_of_time(deadline):
+                raise _not_measured(settings, statements, outcomes)
+            progress(f"measuring {statement.query.name} (on a throwaway clone)")
+            try:
+                if _paired(statement) and shared is not None:
+                    paired = _measure_write_pair(statement, site, _bounded(settings, deadline), probe, read_only, shared)
+                    _keep_pair(position, paired, bases, base_errors, replays)
+                    outcome = paired.head
+                else:
+                    outcome = _measure_write(statement, site, _bounded(settings, deadline), probe, read_only)
+            except QuerywardenError as exc:
+                settle(position, exc)
+                continue
+            if isinstance(outcome, Unmeasured) and _out_of_time(deadline):
+                raise _not_measured(settings, statements, outcomes)
+            outcomes[position] = outcome
     ordered: list[Outcome] = []
     for position, statement in enumerate(statements):
         found = outcomes[position]
         ordered.append(replace(found, statement_count=statement.executions) if isinstance(found, Observation) else found)
-    return Measurements(tuple(ordered), replays)
+    return Measurements(tuple(ordered), replays, bases, base_errors)
+
+
+def _paired(statement: Statement) -> bool:
+    """Whether the statement is measured against the base revision's version of it."""
+    return statement.base is not None and statement.base.query is not None and statement.measured is None
+
+
+def _keep_pair(
+    position: int, paired: Paired, bases: dict[int, Observation], base_errors: dict[int, str], replays: dict[int, TimingComparison]
+) -> None:
+    if isinstance(paired.base, Observation):
+        bases[position] = paired.base
+        if paired.comparison is not None:
+            replays[position] = paired.comparison
+    elif paired.base_error is not None:
+        base_errors[position] = mask_dsn(paired.base_error)
 
 
 def judge_all(statements: Sequence[Statement], measured: Measurements, policy: Policy) -> tuple[QueryResult, ...]:
-    """Each statement's verdict against its baseline."""
-    return tuple(
-        compare(s.query.name, s.baseline, outcome, policy, s.query.source, measured.replays.get(position))
-        for position, (s, outcome) in enumerate(zip(statements, measured.outcomes))
-    )
+    """Each statement's verdict, against the base revision's measurement of this run when there is
+    one, else against its stored baseline; each says which it rests on (`QueryResult.basis`)."""
+    return tuple(_judge(position, s, outcome, measured, policy) for position, (s, outcome) in enumerate(zip(statements, measured.outcomes)))
+
+
+# With these differing, a stored baseline is incomparable; against the base revision they are the change under test.
+_CHANGED_BY_THE_REVISION = ("seed", "data")
+
+
+def _judge(position: int, statement: Statement, outcome: Outcome, measured: Measurements, policy: Policy) -> QueryResult:
+    query, baseline, replay = statement.query, statement.baseline, measured.replays.get(position)
+    base = statement.base
+    if base is None:
+        result = compare(query.name, baseline, outcome, policy, query.source, replay)
+        if baseline is None:
+            return replace(result, basis="no baseline: judged on its own cost at its call rate")
+        how = "same-run A/B against the baseline SQL" if replay is not None else "the stored baseline"
+        return replace(result, basis=f"{how}, plan and work against the stored baseline")
+    accepted = baseline is not None and baseline.accepted is not None
+    before = measured.bases.get(position)
+    if before is not None and not accepted:
+        notes: tuple[str, ...] = ()
+        if isinstance(outcome, Observation):
+            moved = [key for key in _CHANGED_BY_THE_REVISION if before.environment.get(key) != outcome.environment.get(key)]
+            if moved:
+                notes = ("the schema or seed differs from the base revision's",)
+                before = replace(before, environment={**before.environment, **{k: outcome.environment.get(k, "") for k in moved}})
+        result = compare(query.name, before, outcome, policy, query.source, replay, against=f"the base revision {base.revision}")
+        return replace(result, reasons=result.reasons + notes,
+                       basis=f"same-run A/B against the base revision {base.revision}: plan, work and timing")
+    why = measured.base_errors.get(position)
+    if baseline is None or (base.query is None and not accepted):
+        result = compare(query.name, None, outcome, policy, query.source)
+        said = f"the base revision {base.revision} could not run it ({why})" if why else f"not in the base revision {base.revision}"
+        return replace(result, basis=f"new: {said}; judged on its own cost at its call rate")
+    result = compare(query.name, baseline, outcome, policy, query.source, stored_timing=False)
+    if accepted:
+        said = f"its baseline records an accepted cost ({baseline.accepted})"
+    elif why:
+        said = f"the base revision {base.revision} could not run it ({why})"
+    else:
+        said = "it was measured inside the test's transaction, which cannot be replayed on the base"
+    return replace(result, basis=f"the stored baseline, as {said}: plan and work decide, timing does not")
 
 
 def evaluate(
@@ -415,15 +567,24 @@ def evaluate(
             [statements[i] for i in suspects], site, settings, probe=calibration_probe, progress=progress, deadline=deadline, errors=errors
         )
         outcomes = list(measured.outcomes)
-        replays = dict(measured.replays)
         for offset, position in enumerate(suspects):
             outcomes[position] = again.outcomes[offset]
-            replays.pop(position, None)  # a same-run A/B is run again too: the new one decides
-            if offset in again.replays:
-                replays[position] = again.replays[offset]
-        measured = Measurements(tuple(outcomes), replays)
+        # a same-run A/B is run again too: the new one decides
+        measured = Measurements(
+            tuple(outcomes),
+            _remeasured(measured.replays, again.replays, suspects),
+            _remeasured(measured.bases, again.bases, suspects),
+            _remeasured(measured.base_errors, again.base_errors, suspects),
+        )
         results = judge_all(statements, measured, policy)
     return Evaluation(statements, measured.outcomes, measured.replays, results, confirmed)
+
+
+def _remeasured(first: Mapping[int, _T], again: Mapping[int, _T], positions: Sequence[int]) -> dict[int, _T]:
+    """`first` by position, with what the second measurement of `positions` found instead."""
+    merged = {position: value for position, value in first.items() if position not in positions}
+    merged.update({positions[offset]: value for offset, value in again.items()})
+    return merged
 
 
 @dataclass(frozen=True)
@@ -479,13 +640,29 @@ def refresh(evaluation: Evaluation, store: BaselineStore, accepted: Mapping[str,
 
 @dataclass(frozen=True)
 class CatalogSite:
-    """Where a catalog is measured: the site, and the database its reads run on."""
+    """Where a catalog is measured: the site, the database its reads run on and, in a run against a
+    base revision, the database built from that revision's schema and seed."""
 
     site: Site
     database: str
+    base_database: str | None = None
+    base_revision: str = ""
 
-    def statements(self, queries: Sequence[GuardedQuery], baselines: Mapping[str, Observation]) -> list[Statement]:
-        return [Statement(query, self.database, baselines.get(query.name)) for query in queries]
+    def statements(
+        self,
+        queries: Sequence[GuardedQuery],
+        baselines: Mapping[str, Observation],
+        base_queries: Mapping[str, GuardedQuery] | None = None,
+    ) -> list[Statement]:
+        """The queries to measure; with a base database, each against `base_queries`' query of its name."""
+        if self.base_database is None:
+            return [Statement(query, self.database, baselines.get(query.name)) for query in queries]
+        known = base_queries or {}
+        return [
+            Statement(query, self.database, baselines.get(query.name),
+                      base=BaseSide(known.get(query.name), self.base_database, self.base_revision))
+            for query in queries
+        ]
 
 
 def database_site(server: Server, dbname: str, seed_fingerprint: str | None = None, role: MeasuringRole | None = None) -> CatalogSite:
@@ -518,20 +695,38 @@ def data_fingerprint(server: Server, dbname: str) -> str:
 
 
 @contextmanager
-def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, *, in_place: bool = False) -> Iterator[CatalogSite]:
+def open_catalog_site(
+    dsn: str,
+    seed: Seed | None,
+    progress: Progress = _quiet,
+    *,
+    in_place: bool = False,
+    base_seed: Seed | None = None,
+    base_revision: str = "",
+) -> Iterator[CatalogSite]:
     """Where a catalog is measured: a clone of the seeded template when a seed is given (a template must
     stay connection-free), else a clone of the DSN's database; always as a restricted role (sandbox.py).
+
+    With `base_seed` (a run against a base revision) the base revision's template is built or reused
+    too, and cloned beside the head's: the main branch's own runs build that template, so it is
+    usually there already. When both seeds build the same template, one clone serves both sides.
 
     Only `in_place` measures on the DSN's own database as the DSN's user, for a server where neither
     a clone nor the role can be had; the shell says the risk when it is enabled.
     """
     server = _maintenance(Server(dsn))
+    if base_seed is not None and (seed is None or in_place):
+        raise ConfigError(
+            "a run against a base revision builds both revisions' databases from their schema and seed: "
+            "set `seed` (and `schema`) in [tool.querywarden], and do not measure in place"
+        )
     if in_place:
         source = dbname_of(dsn)
         extras = {"data": data_fingerprint(server, source)} if seed is None else seed.environment()
         yield CatalogSite(Site(server, {source: source}, {source: extras}), dsn)
         return
     source = dbname_of(dsn) if seed is None else ensure_template(server, seed, progress)
+    base_source = ensure_template(server, base_seed, progress) if base_seed is not None else None
     with measuring_role(server) as role, ExitStack() as stack:
         try:
             read_dsn = stack.enter_context(server.clone(source, wait_s=5.0))  # another run may be cloning it too
@@ -546,4 +741,14 @@ def open_catalog_site(dsn: str, seed: Seed | None, progress: Progress = _quiet, 
         extras = {"data": data_fingerprint(server, read_name)} if seed is None else seed.environment()
         grant(server, read_name, role)
         stack.enter_context(logged_in(read_dsn, role))  # held, so a prune never takes the clone mid-run
-        yield CatalogSite(Site(server, {read_name: source}, {read_name: extras}, role=role), read_dsn)
+        clones, environments = {read_name: source}, {read_name: extras}
+        base_dsn: str | None = None
+        if base_seed is not None and base_source is not None:
+            base_dsn = read_dsn
+            if base_source != source:
+                base_dsn = stack.enter_context(server.clone(base_source, wait_s=5.0))
+                grant(server, dbname_of(base_dsn), role)
+                stack.enter_context(logged_in(base_dsn, role))
+            clones[dbname_of(base_dsn)] = base_source
+            environments[dbname_of(base_dsn)] = base_seed.environment()
+        yield CatalogSite(Site(server, clones, environments, role=role), read_dsn, base_dsn, base_revision)

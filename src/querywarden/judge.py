@@ -110,13 +110,14 @@ def _speed(before: Observation, after: Observation) -> float:
 
 
 def _timing_evidence(
-    before: Observation, after: Observation, replay: TimingComparison | None, policy: Policy, corroborated: bool
+    before: Observation, after: Observation, replay: TimingComparison | None, policy: Policy, corroborated: bool,
+    against: str = "the baseline SQL",
 ) -> tuple[str | None, str | None]:
     """(slower reason, faster reason) from timing: a same-run A/B decides when there is one."""
     old_ms, new_ms = before.timing.median_ms, after.timing.median_ms
     if replay is not None:
         text = (
-            f"same-run A/B against the baseline SQL: ×{replay.ratio:.2f} "
+            f"same-run A/B against {against}: ×{replay.ratio:.2f} "
             f"[{replay.ci_low:.2f}–{replay.ci_high:.2f}], p={replay.p_value:.2g}"
         )
         return (text, None) if replay.decision == "slower" else (None, text) if replay.decision == "faster" else (None, None)
@@ -286,10 +287,16 @@ def compare(
     policy: Policy,
     source: SourceLocation | None = None,
     replay: TimingComparison | None = None,
+    *,
+    against: str = "the baseline SQL",
+    stored_timing: bool = True,
 ) -> QueryResult:
     """The verdict on one query, with the reasons a reviewer needs.
 
-    `replay` is a same-run A/B of the baseline's SQL against the new SQL, when the SQL changed.
+    `replay` is a same-run A/B of `before` against the new query: the baseline's SQL when the SQL
+    changed, or the base revision's query on the base revision's database (`against` names which).
+    Without `stored_timing` (a run with a base revision, where this query could not be paired), a
+    timing against the stored baseline is a note and never decides.
     """
     if after is None:
         assert before is not None
@@ -394,7 +401,10 @@ def compare(
             notes.append(f"{cost_text} with the same plan and work: estimates moved, not the query")
 
     corroborated = bool(slower)
-    slower_time, faster_time = _timing_evidence(before, after, replay, policy, corroborated=corroborated)
+    slower_time, faster_time = _timing_evidence(before, after, replay, policy, corroborated=corroborated, against=against)
+    if replay is None and not stored_timing and (slower_time or faster_time):
+        notes.append(f"stored timing, not deciding in a run against a base revision: {slower_time or faster_time}")
+        slower_time = faster_time = None
     if slower_time:
         slower.append(slower_time)
     elif faster_time and replay is not None:
@@ -403,7 +413,7 @@ def compare(
         notes.append(f"faster by the stored timing: {faster_time}")
     if replay is not None and replay.decision == "inconclusive":
         notes.append(
-            f"same-run A/B against the baseline SQL inconclusive: ×{replay.ratio:.2f} "
+            f"same-run A/B against {against} inconclusive: ×{replay.ratio:.2f} "
             f"[{replay.ci_low:.2f}–{replay.ci_high:.2f}], p={replay.p_value:.2g}"
         )
     # Timing against a stored baseline is the weakest evidence (another run, maybe another machine):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -304,6 +304,96 @@ def replay_against(
     return result.comparison
 
 
+class _TimedOut(Exception):
+    """A statement ran past the statement timeout: a verdict (`Unmeasured(timed_out=True)`), not an error."""
+
+
+class _BaseTimedOut(Exception):
+    """The base revision's side of an A/B ran past the statement timeout: no comparison, not a verdict."""
+
+
+@contextmanager
+def _named_errors(conn: psycopg.Connection[Any], query: GuardedQuery, settings: MeasureSettings) -> Iterator[None]:
+    """Turn what PostgreSQL says about one query into errors naming it (a timeout into `_TimedOut`)."""
+    try:
+        yield
+    except pg_errors.QueryCanceled:
+        raise _TimedOut(f"exceeded the statement timeout of {settings.statement_timeout_ms / 1000:g} s") from None
+    except pg_errors.ReadOnlySqlTransaction:
+        raise ReadOnlyViolation(query.name) from None
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        if conn.closed or not exc.sqlstate:
+            raise DatabaseError(
+                f"lost the database connection while measuring {_where(query)}: {_first_line(exc)}; "
+                "check that the server is up and re-run"
+            ) from None
+        raise CatalogError(f"{_where(query)}: PostgreSQL rejected it: {_first_line(exc)}; check its SQL and -- params") from None
+    except psycopg.Error as exc:
+        said = "PostgreSQL rejected it" if exc.sqlstate else "cannot be run"
+        raise CatalogError(f"{_where(query)}: {said}: {_first_line(exc)}; check its SQL and -- params") from None
+
+
+@dataclass(frozen=True)
+class _Explained:
+    """A query warmed up and explained on a connection, ready to be timed there."""
+
+    identity: SqlIdentity
+    plan: PlanNode
+    planning_ms: float | None
+    execution_ms: float | None
+    run_once: Callable[[], float]
+
+
+@contextmanager
+def _explained(
+    conn: psycopg.Connection[Any], query: GuardedQuery, settings: MeasureSettings, read_only: bool | None
+) -> Iterator[_Explained]:
+    """Warm the query up and explain it once; its `run_once` times one plain execution, errors named."""
+    identity = check_measurable(query)
+    if read_only is None:
+        read_only = identity.kind == "read"
+    params = query.params
+    explain_sql = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)\n" + query.sql
+    with _named_errors(conn, query, settings), conn.cursor() as cur:
+        _alone(cur, query.sql, params, read_only)
+        for _ in range(max(settings.warmup - 1, 0)):  # the check above warmed it up once
+            _execute(cur, query.sql, params, read_only)
+        rows = _execute(cur, explain_sql, params, read_only)
+        plan = parse_explain(rows[0][0])
+        planning_ms, execution_ms = _explain_times(rows[0][0])
+        if not settings.store_params:
+            plan = redact_plan(plan)
+
+        def run_once() -> float:
+            with _named_errors(conn, query, settings):
+                return _timed(cur, query.sql, params, read_only)
+
+        yield _Explained(identity, plan, planning_ms, execution_ms, run_once)
+
+
+def _observation(
+    query: GuardedQuery, explained: _Explained, samples: Sequence[float], environment: Mapping[str, str], probe_ms: float | None
+) -> Observation:
+    return Observation(
+        name=query.name,
+        sql=query.sql,
+        normalized_sql=explained.identity.normalized,
+        fingerprint=explained.identity.fingerprint,
+        calls_per_minute=query.calls_per_minute,
+        plan=explained.plan,
+        timing=Timing.from_samples(samples, probe_ms),
+        environment=dict(environment),
+        budget_ms=query.budget_ms,
+        allow_seq_scan=query.allow_seq_scan,
+        planning_ms=explained.planning_ms,
+        execution_ms=explained.execution_ms,
+    )
+
+
+def _timed_out(query: GuardedQuery, message: str) -> Unmeasured:
+    return Unmeasured(name=query.name, message=message, sql=query.sql, calls_per_minute=query.calls_per_minute, timed_out=True)
+
+
 def measure(
     conn: psycopg.Connection[Any],
     query: GuardedQuery,
@@ -319,55 +409,82 @@ def measure(
     caller can measure it on a throwaway clone instead. SQL errors are CatalogErrors naming the
     query; a lost connection is a DatabaseError naming it.
     """
-    identity = check_measurable(query)
-    if read_only is None:
-        read_only = identity.kind == "read"
-    params = query.params
-    explain_sql = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)\n" + query.sql
     try:
-        with conn.cursor() as cur:
-            _alone(cur, query.sql, params, read_only)
-            for _ in range(max(settings.warmup - 1, 0)):  # the check above warmed it up once
-                _execute(cur, query.sql, params, read_only)
-            rows = _execute(cur, explain_sql, params, read_only)
-            plan = parse_explain(rows[0][0])
-            planning_ms, execution_ms = _explain_times(rows[0][0])
-            if not settings.store_params:
-                plan = redact_plan(plan)
-            samples = collect_samples(lambda: _timed(cur, query.sql, params, read_only), settings)
-    except pg_errors.QueryCanceled:
-        return Unmeasured(
-            name=query.name,
-            message=f"exceeded the statement timeout of {settings.statement_timeout_ms / 1000:g} s",
-            sql=query.sql,
-            calls_per_minute=query.calls_per_minute,
-            timed_out=True,
-        )
-    except pg_errors.ReadOnlySqlTransaction:
-        raise ReadOnlyViolation(query.name) from None
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        if conn.closed or not exc.sqlstate:
-            raise DatabaseError(
-                f"lost the database connection while measuring {_where(query)}: {_first_line(exc)}; "
-                "check that the server is up and re-run"
-            ) from None
-        raise CatalogError(f"{_where(query)}: PostgreSQL rejected it: {_first_line(exc)}; check its SQL and -- params") from None
-    except psycopg.Error as exc:
-        said = "PostgreSQL rejected it" if exc.sqlstate else "cannot be run"
-        raise CatalogError(f"{_where(query)}: {said}: {_first_line(exc)}; check its SQL and -- params") from None
-    return Observation(
-        name=query.name,
-        sql=query.sql,
-        normalized_sql=identity.normalized,
-        fingerprint=identity.fingerprint,
-        calls_per_minute=query.calls_per_minute,
-        plan=plan,
-        timing=Timing.from_samples(samples, probe_ms),
-        environment=dict(environment),
-        budget_ms=query.budget_ms,
-        allow_seq_scan=query.allow_seq_scan,
-        planning_ms=planning_ms,
-        execution_ms=execution_ms,
+        with _explained(conn, query, settings, read_only) as explained:
+            samples = collect_samples(explained.run_once, settings)
+    except _TimedOut as exc:
+        return _timed_out(query, str(exc))
+    return _observation(query, explained, samples, environment, probe_ms)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a same-run A/B: the query as that revision has it, on that revision's database."""
+
+    conn: psycopg.Connection[Any]
+    query: GuardedQuery
+    environment: Mapping[str, str]
+    read_only: bool | None = None
+    probe_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Both sides of a same-run A/B, and the comparison of their timings (None: the base could not run it)."""
+
+    base: Observation | Unmeasured | None
+    head: Observation | Unmeasured
+    comparison: TimingComparison | None
+    base_error: str | None = None
+
+
+def measure_pair(base: Side, head: Side, settings: MeasureSettings) -> Paired:
+    """Measure the base revision's query on its database and the head's on its own, timed interleaved.
+
+    Both are explained (plan and blocks touched, each on its own data), then timed in alternating
+    rounds until `compare_timings` decides, with the budget of a replay (REPLAY_SAMPLE_FACTOR,
+    REPLAY_TIME_FACTOR): machine speed then cancels out of the comparison whatever the change is,
+    SQL, schema, function body, trigger or setting. The head's errors are raised as `measure`
+    raises them; the base's make the head measured alone, with `base_error` saying why (a query
+    the base cannot run has nothing to be compared with there).
+    """
+    with ExitStack() as stack:
+        try:
+            before = stack.enter_context(_explained(base.conn, base.query, settings, base.read_only))
+        except (_TimedOut, CatalogError, ReadOnlyViolation) as exc:
+            alone = measure(head.conn, head.query, settings, head.environment, read_only=head.read_only, probe_ms=head.probe_ms)
+            return Paired(None, alone, None, str(exc))
+        try:
+            after = stack.enter_context(_explained(head.conn, head.query, settings, head.read_only))
+        except _TimedOut as exc:
+            return Paired(None, _timed_out(head.query, str(exc)), None)
+
+        def base_once() -> float:
+            try:
+                return before.run_once()
+            except _TimedOut as exc:
+                raise _BaseTimedOut(str(exc)) from None
+
+        base_error: str | None = None
+        try:
+            result = sample_adaptively(
+                base_once,
+                after.run_once,
+                min_samples=settings.min_samples,
+                max_samples=REPLAY_SAMPLE_FACTOR * settings.max_samples,
+                time_cap_s=REPLAY_TIME_FACTOR * settings.time_cap_s,
+            )
+        except _BaseTimedOut as exc:
+            base_error = f"the base revision's query {exc}"
+        except _TimedOut as exc:
+            return Paired(None, _timed_out(head.query, str(exc)), None)
+    if base_error is not None:
+        alone = measure(head.conn, head.query, settings, head.environment, read_only=head.read_only, probe_ms=head.probe_ms)
+        return Paired(None, alone, None, base_error)
+    return Paired(
+        _observation(base.query, before, result.samples_a, base.environment, base.probe_ms),
+        _observation(head.query, after, result.samples_b, head.environment, head.probe_ms),
+        result.comparison,
     )
 
 

@@ -40,6 +40,7 @@ class QueryResult:
     after: Observation | None = None
     source: SourceLocation | None = None
     extra_ms_per_minute: float | None = None
+    basis: str = ""  # what the verdict rests on: a same-run A/B against the base revision, a stored baseline, ...
 
     @property
     def time_ratio(self) -> float | None:
