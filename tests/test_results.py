@@ -46,6 +46,7 @@ def test_schema_of_one_query() -> None:
     fail = next(q for q in data["queries"] if q["verdict"] == "fail")
     assert sorted(fail) == [
         "after",
+        "basis",
         "before",
         "blocking",
         "calls_per_minute",

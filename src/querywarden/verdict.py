@@ -85,6 +85,18 @@ class RunResult:
         """What this change adds to production's database time: regressions, and new queries whole."""
         return sum(r.extra_ms_per_minute or 0.0 for r in self.queries if r.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.NEW))
 
+    def comparisons(self) -> dict[str, int]:
+        """How many verdicts rest on each kind of comparison (the basis up to its first colon)."""
+        tally: dict[str, int] = {}
+        for result in self.queries:
+            if result.basis:
+                kind = result.basis.split(":", 1)[0]
+                tally[kind] = tally.get(kind, 0) + 1
+        return tally
+
+    def comparisons_text(self) -> str:
+        return "; ".join(f"{count} on {kind}" for kind, count in self.comparisons().items())
+
     def counts(self) -> dict[str, int]:
         tally = {verdict.value: 0 for verdict in Verdict}
         for result in self.queries:

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -27,7 +27,9 @@ from ..policy import Policy
 from ..query import GuardedQuery
 from ..reports import write_reports
 from ..reports.terminal import terminal
+from ..revision import Revision, exported
 from ..sandbox import in_place_risk
+from ..seeding.seed import Seed
 from ..verdict import RunResult
 from .fidelity import fidelity
 from .import_stats import import_stats
@@ -101,9 +103,13 @@ def common_options(command: F) -> F:
 
 def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...], seeds: tuple[str, ...],
              scale: float | None, statement_timeout_s: float | None, max_run_s: float | None,
-             in_place: bool | None, embedded: str | None = None) -> Resolved:
-    """Flags, then the environment, then [tool.querywarden], then defaults; shown on stderr with origins."""
-    here = Path.cwd()
+             in_place: bool | None, embedded: str | None = None, *, here: Path | None = None,
+             label: str = "settings") -> Resolved:
+    """Flags, then the environment, then [tool.querywarden], then defaults; shown on stderr with origins.
+
+    `here` is the directory relative flags and the project's pyproject.toml are read from (the
+    exported base revision's, for its side of a run against a base)."""
+    here = here or Path.cwd()
     flags: dict[str, Setting] = {}
     if catalogs:
         flags["catalog"] = Setting(tuple(str(c) for c in catalogs), "--catalog", here)
@@ -126,10 +132,10 @@ def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[
         flags["in_place"] = Setting(True, "--measure-in-place", here)
     if embedded:
         flags["embedded"] = Setting(embedded, "--embedded", here)
-    resolved = resolve([flags, environment_layer(here)])
+    resolved = resolve([flags, environment_layer(here)], here)
     if not resolved["catalog"].value:
         raise ConfigError("no catalog given; pass --catalog FILE or set `catalog` in [tool.querywarden]")
-    _progress("settings: " + "; ".join(
+    _progress(f"{label}: " + "; ".join(
         f"{key.replace('_', ' ')} {_shown(resolved[key].value)} (from {resolved[key].origin})"
         for key in ("catalog", "baselines", "schema", "seed", "scale")
         if resolved[key].value not in ((), None)
@@ -138,13 +144,51 @@ def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[
 
 
 @contextmanager
-def _measuring_site(dsn: str | None, resolved: Resolved) -> Iterator[CatalogSite]:
+def _measuring_site(dsn: str | None, resolved: Resolved, base: _Base | None = None) -> Iterator[CatalogSite]:
     """The catalog's site on the given (or an embedded) server; measuring in place is said, with its risk."""
     with database(dsn, resolved["embedded"]) as found:
         if resolved.measure.in_place:
             _progress(f"WARNING: measuring in place (from {resolved['in_place'].origin}): {in_place_risk(found)}")
-        with open_catalog_site(found, resolved.seed(), _progress, in_place=resolved.measure.in_place) as place:
+        with open_catalog_site(found, resolved.seed(), _progress, in_place=resolved.measure.in_place,
+                               base_seed=base.seed if base else None,
+                               base_revision=base.revision.short if base else "") as place:
             yield place
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The base revision's side of a check: its files, the seed its database is built from, its queries."""
+
+    revision: Revision
+    seed: Seed
+    queries: dict[str, GuardedQuery]
+
+
+@contextmanager
+def _base_side(ref: str | None, catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...],
+               seeds: tuple[str, ...], scale: float | None) -> Iterator[_Base | None]:
+    """The base revision read from git (`--base REF`: REF's merge base with HEAD), with the same flags
+    applied to its files as to the working tree's, or None without --base."""
+    if ref is None:
+        yield None
+        return
+    with exported(ref, Path.cwd()) as revision:
+        _progress(f"base revision: {revision.short} (the merge base of {ref} and HEAD)")
+        on_base = tuple(revision.mapped(c) for c in catalogs)
+        resolved = _resolve(on_base, baselines, schemas, tuple(str(revision.mapped(Path(x))) if Path(x).is_absolute() else x for x in seeds),
+                            scale, None, None, None, here=revision.project, label="base revision's settings")
+        seed = resolved.seed()
+        if seed is None:
+            raise ConfigError(f"--base {ref}: the base revision {revision.short} sets no `seed` or `schema` in "
+                              "[tool.querywarden], so its database cannot be built; run this check without --base")
+        present = [path for path in resolved.paths("catalog") if path.exists()]
+        queries: dict[str, GuardedQuery] = {}
+        if present:
+            catalog = read_catalogs(present, default_calls_per_minute=float(resolved["calls_per_minute"].value))
+            queries = {query.name: query for query in catalog.queries}
+        else:
+            _progress(f"the base revision {revision.short} has no catalog: every query is new against it")
+        yield _Base(revision, seed, queries)
 
 
 def _acceptances(given: tuple[str, ...], names: set[str]) -> dict[str, str]:
@@ -238,11 +282,15 @@ def main() -> None:
               help="Also write a Markdown report (appended to $GITHUB_STEP_SUMMARY too when that is set).")
 @click.option("--strict", is_flag=True, help="Baselines with no query (missing) block too.")
 @click.option("--no-fail", is_flag=True, help="Rollout mode: report everything but exit 0 when something blocks.")
+@click.option("--base", "base_ref", metavar="REF",
+              help="Measure every query against the base revision in the same run: REF's merge base with HEAD "
+                   "(e.g. origin/main), its schema and seed read from git, both databases timed interleaved; "
+                   "stored timings then never decide.")
 def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
           schemas: tuple[str, ...], seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
           max_run_s: float | None, only: tuple[str, ...], in_place: bool | None, json_path: Path | None,
-          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool) -> None:
-    """Measure the catalog's queries and compare them with the baselines."""
+          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool, base_ref: str | None) -> None:
+    """Measure the catalog's queries and compare them with the baselines (or, with --base, with the base revision)."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
     queries = _catalog(resolved, only)
     store = BaselineStore(resolved.path("baselines"))
@@ -250,8 +298,10 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, e
     store.claim([q.name for q in queries], recorded)
     policy = _policy(resolved, strict)
     refuse_unsafe([Statement(q, "", recorded.get(q.name)) for q in queries])  # before cloning anything
-    with _measuring_site(dsn, resolved) as place:
-        evaluation = evaluate(place.statements(queries, recorded), place.site, resolved.measure, policy,
+    with _base_side(base_ref, catalogs, baselines, schemas, seeds, scale) as base, _measuring_site(dsn, resolved, base) as place:
+        statements = place.statements(queries, recorded, base.queries if base else None)
+        refuse_unsafe(statements)
+        evaluation = evaluate(statements, place.site, resolved.measure, policy,
                               progress=_progress, deadline=deadline_for(resolved.measure))
     others = {name for name in recorded if not _selected(name, only)}  # --only leaves them be, not missing
     judged = evaluation.results + missing(recorded, {q.name for q in queries} | others, policy)

@@ -368,6 +368,8 @@ def _table_row(result: QueryResult) -> str:
     )
     cost = _metric_cell(before.total_cost if before else None, after.total_cost if after else None, format_cost)
     reasons = "<br>".join(md_reason(reason, _MAX_REASONS_CHARS) for reason in result.reasons) or "—"
+    if result.basis:
+        reasons += f"<br>_compared: {md_reason(result.basis, _MAX_REASONS_CHARS)}_"
     cells = [
         verdict,
         f"<code>{md_text(result.name, _MAX_NAME_CHARS)}</code>",
@@ -421,6 +423,8 @@ def render_markdown(run: RunResult, limit: int = MAX_MARKDOWN_CHARS) -> str:
     counts = _counts_text(run)
     if counts:
         head_lines += ["", counts]
+    if run.comparisons():
+        head_lines += ["", f"Verdicts rest on: {md_text(run.comparisons_text(), _MAX_REASONS_CHARS)}."]
     accepted = [(r.name, r.before.accepted) for r in ordered(run.queries) if r.before is not None and r.before.accepted]
     if accepted:  # a cost someone accepted stays in sight of every later review
         head_lines += ["", "Recorded over the budget by acceptance:"]
@@ -792,6 +796,8 @@ def _annotation_path(path: str) -> str:
 def _annotation_message(result: QueryResult) -> str:
     before, after = result.before, result.after
     lines = list(result.reasons) or [f"verdict {result.verdict.value}"]
+    if result.basis:
+        lines.append(f"compared: {result.basis}")
     if before is not None and after is not None:
         lines.append(
             f"median {format_ms(before.timing.median_ms)} → {format_ms(after.timing.median_ms)}, "

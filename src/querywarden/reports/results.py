@@ -50,6 +50,7 @@ def query_to_dict(result: QueryResult) -> dict[str, Any]:
     """The JSON form of one query's verdict, with the baseline (`before`) and this run (`after`)."""
     return {
         "after": None if result.after is None else observation_to_dict(result.after, include_samples=True),
+        "basis": result.basis,
         "before": None if result.before is None else observation_to_dict(result.before),
         "blocking": result.blocking,
         "calls_per_minute": result.calls_per_minute,
@@ -80,6 +81,7 @@ def query_from_dict(data: Mapping[str, Any]) -> QueryResult:
         after=_observation_from(data.get("after")),
         source=_source_from_dict(data.get("source")),
         extra_ms_per_minute=None if extra is None else float(extra),
+        basis=str(data.get("basis") or ""),
     )
 
 

@@ -34,6 +34,8 @@ def terminal(run: RunResult) -> str:
         lines.append(query_line(result))
         if result.verdict != Verdict.PASS or result.blocking:
             lines.extend(f"    - {reason}" for reason in result.reasons)
+            if result.basis:
+                lines.append(f"    - compared: {result.basis}")
     counts = ", ".join(f"{count} {name}" for name, count in run.counts().items() if count)
     blocking = sum(1 for r in run.queries if r.blocking)
     if run.blocked:
@@ -41,4 +43,6 @@ def terminal(run: RunResult) -> str:
     else:
         lines.append(f"querywarden: passed: {len(run.queries)} queries ({counts})")
     lines.append(f"querywarden: {run.load_text()}")
+    if run.comparisons():
+        lines.append(f"querywarden: verdicts rest on: {run.comparisons_text()}")
     return "\n".join(lines)
