@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from querywarden.cli import main
 from querywarden.database import Server
 from querywarden.revision import exported
-from querywarden.seeding.seed import Seed, template_name
+from querywarden.seeding.seed import Seed, drop_template, template_name
 
 SCHEMA = """
 CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL, balance numeric NOT NULL DEFAULT 0);
@@ -162,7 +162,7 @@ def test_the_base_template_built_by_a_run_on_main_is_reused(project: Path, serve
     migrate(project, "002_slower_name.sql", SLOWER_FUNCTION + f"-- {uuid.uuid4().hex}: a head template no earlier run built\n")
     result = check("--base", "main")
     head_template = template_name(Seed(("seed.sql",), 1.0, project, ("schema.sql", "migrations/002_slower_name.sql")))
-    server.drop(head_template)  # unique to this test: not left to pile up
+    drop_template(server, head_template)  # unique to this test: not left to pile up
     assert f"seeding {base_template}" not in result.output
     assert f"seeding {head_template}" in result.output  # the head's, with the migration: built now
 
