@@ -28,7 +28,7 @@ from .baseline import BaselineStore
 from .database import Server, connect, dbname_of, mask_dsn
 from .errors import CatalogError, ConfigError, DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
-from .judge import compare, keeps, timing_only
+from .judge import ab_basis, against_base, compare, keeps, stored_basis, timing_only
 from .measure import (
     Paired, Side, calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, measure_pair,
     prepare_session, replay_against,
@@ -138,6 +138,7 @@ class Evaluation:
     replays: Mapping[int, TimingComparison]
     results: tuple[QueryResult, ...]
     confirmed: Mapping[int, QueryResult] = field(default_factory=dict)  # first verdicts of re-measured statements
+    measured: Measurements | None = None  # everything measured, the base revision's side included
 
 
 def deadline_for(settings: MeasureSettings) -> float | None:
@@ -481,6 +482,8 @@ def measure_all(
     for position, statement in enumerate(statements):
         found = outcomes[position]
         ordered.append(replace(found, statement_count=statement.executions) if isinstance(found, Observation) else found)
+        if position in bases:  # replayed as often as the head issued it
+            bases[position] = replace(bases[position], statement_count=statement.executions)
     return Measurements(tuple(ordered), replays, bases, base_errors, frozenset(loose))
 
 
@@ -509,10 +512,6 @@ def judge_all(statements: Sequence[Statement], measured: Measurements, policy: P
     return tuple(_judge(position, s, outcome, measured, policy) for position, (s, outcome) in enumerate(zip(statements, measured.outcomes)))
 
 
-# With these differing, a stored baseline is incomparable; against the base revision they are the change under test.
-_CHANGED_BY_THE_REVISION = ("seed", "data")
-
-
 def _judge(position: int, statement: Statement, outcome: Outcome, measured: Measurements, policy: Policy) -> QueryResult:
     query, baseline, replay = statement.query, statement.baseline, measured.replays.get(position)
     base = statement.base
@@ -525,17 +524,9 @@ def _judge(position: int, statement: Statement, outcome: Outcome, measured: Meas
     accepted = baseline is not None and baseline.accepted is not None
     before = measured.bases.get(position)
     if before is not None and not accepted:
-        notes: tuple[str, ...] = ()
-        if isinstance(outcome, Observation):
-            moved = [key for key in _CHANGED_BY_THE_REVISION if before.environment.get(key) != outcome.environment.get(key)]
-            if moved:
-                notes = ("the schema or seed differs from the base revision's",)
-                before = replace(before, environment={**before.environment, **{k: outcome.environment.get(k, "") for k in moved}})
+        before, notes = against_base(before, outcome)
         result = compare(query.name, before, outcome, policy, query.source, replay, against=f"the base revision {base.revision}")
-        timed = "" if position not in measured.loose else (
-            "; timed on two server processes this machine could not put on one core, which load can set apart")
-        return replace(result, reasons=result.reasons + notes,
-                       basis=f"same-run A/B against the base revision {base.revision}: plan, work and timing{timed}")
+        return replace(result, reasons=result.reasons + notes, basis=ab_basis(base.revision, position in measured.loose))
     why = measured.base_errors.get(position)
     if baseline is None or (base.query is None and not accepted):
         result = compare(query.name, None, outcome, policy, query.source)
@@ -548,7 +539,7 @@ def _judge(position: int, statement: Statement, outcome: Outcome, measured: Meas
         said = f"the base revision {base.revision} could not run it ({why})"
     else:
         said = "it was measured inside the test's transaction, which cannot be replayed on the base"
-    return replace(result, basis=f"the stored baseline, as {said}: plan and work decide, timing does not")
+    return replace(result, basis=stored_basis(said))
 
 
 def evaluate(
@@ -593,7 +584,7 @@ def evaluate(
             frozenset(p for p in measured.loose if p not in suspects) | {suspects[offset] for offset in again.loose},
         )
         results = judge_all(statements, measured, policy)
-    return Evaluation(statements, measured.outcomes, measured.replays, results, confirmed)
+    return Evaluation(statements, measured.outcomes, measured.replays, results, confirmed, measured)
 
 
 def _remeasured(first: Mapping[int, _T], again: Mapping[int, _T], positions: Sequence[int]) -> dict[int, _T]:

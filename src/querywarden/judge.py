@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .baseline import observation_to_dict
-from .observation import Observation, Unmeasured
+from .observation import Observation, Outcome, Unmeasured
 from .policy import Policy
 from .query import SourceLocation
 from .timing_stats import TimingComparison, calibrated_ratio, extra_db_time, noise_threshold
@@ -100,6 +100,39 @@ def _incomparable_reasons(before: Observation, after: Observation, drift: list[s
         f"refresh it with {policy.refresh}"
     )
     return reasons
+
+
+# With these differing, a stored baseline is incomparable; against the base revision they are the change under test.
+_CHANGED_BY_THE_REVISION = ("seed", "data")
+SEED_DIFFERS = "the schema or seed differs from the base revision's"
+
+
+def against_base(base: Observation, after: Outcome, statement_count: int | None = None) -> tuple[Observation, tuple[str, ...]]:
+    """The base revision's observation of this run as the `before` of a verdict, and notes on it.
+
+    The seed or data fingerprint of the base's database is the change under test, not an environment
+    drift that makes the two incomparable. `statement_count` is how often the base issued the
+    statement, when a baseline knows it (the plugin replays the head's statements on the base)."""
+    if statement_count is not None:
+        base = replace(base, statement_count=statement_count)
+    if not isinstance(after, Observation):
+        return base, ()
+    moved = [key for key in _CHANGED_BY_THE_REVISION if base.environment.get(key) != after.environment.get(key)]
+    if not moved:
+        return base, ()
+    environment = {**base.environment, **{key: after.environment.get(key, "") for key in moved}}
+    return replace(base, environment=environment), (SEED_DIFFERS,)
+
+
+def ab_basis(revision: str, loose: bool = False) -> str:
+    """What a verdict measured against the base revision rests on (`QueryResult.basis`)."""
+    timed = "; timed on two server processes this machine could not put on one core, which load can set apart" if loose else ""
+    return f"same-run A/B against the base revision {revision}: plan, work and timing{timed}"
+
+
+def stored_basis(why: str) -> str:
+    """The basis of a verdict in a run with a base revision that had to fall back on the stored baseline."""
+    return f"the stored baseline, as {why}: plan and work decide, timing does not"
 
 
 def _speed(before: Observation, after: Observation) -> float:

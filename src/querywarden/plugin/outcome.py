@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..baseline import PathBaselineStore
-from ..engine import Probe, Site, Statement, acceptance, evaluate, launders
+from ..engine import BaseSide, Evaluation, Probe, Site, Statement, acceptance, evaluate, launders
 from ..observation import Observation, Unmeasured
-from ..path import PathSpec, PathVerdict, Status, group_statements, judge_path, new_baseline, pair, unchanged
+from ..path import (
+    BaseMeasured, PathSpec, PathVerdict, Status, StatementGroup, group_statements, judge_path, new_baseline, pair, unchanged,
+)
 from ..policy import MeasureSettings, Policy
 from ..query import CapturedStatement, SourceLocation
 from ..verdict import Verdict
@@ -79,6 +81,8 @@ def statement_lines(verdict: PathVerdict, root: Path | None, *, everything: bool
             lines.append(f"      {_figures(outcome)}; plan: {outcome.signature[0].strip() if outcome.signature else '?'}")
         if result is not None:
             lines.extend(f"      - {reason}" for reason in result.reasons)
+            if result.basis:
+                lines.append(f"      - compared: {result.basis}")
     for result in verdict.missing:
         before = result.before
         lines.append(f"  missing {result.name} {one_line_sql(before.sql) if before else ''}".rstrip())
@@ -184,6 +188,23 @@ def _measured_in_place(statement: CapturedStatement) -> Observation | Unmeasured
     return statement.prior if isinstance(statement.prior, (Observation, Unmeasured)) else None
 
 
+def _base_measured(base: tuple[str, str] | None, groups: Sequence[StatementGroup], evaluation: Evaluation) -> BaseMeasured | None:
+    """What the engine measured of the base revision, by group index."""
+    if base is None or evaluation.measured is None:
+        return None
+    found = evaluation.measured
+    why_not = {groups[p].index: f"the base revision {base[0]} could not run it ({why})" for p, why in found.base_errors.items()}
+    for position, statement in enumerate(evaluation.statements):
+        if statement.base is None and groups[position].index not in why_not and statement.measured is None:
+            why_not[groups[position].index] = "it ran on a database not built from the seed, which the base revision's cannot stand for"
+    return BaseMeasured(
+        base[0],
+        {groups[p].index: observation for p, observation in found.bases.items()},
+        frozenset(groups[p].index for p in found.loose),
+        why_not,
+    )
+
+
 def check_test(
     spec: PathSpec,
     statements: Sequence[CapturedStatement],
@@ -196,18 +217,30 @@ def check_test(
     update: bool,
     root: Path | None,
     accepted: str | None = None,
+    base: tuple[str, str] | None = None,
 ) -> PathOutcome:
     """Measure a test's captured statements and compare them with (or record) its baseline.
 
-    A refresh refuses a path that regressed or breaks the budget (recording never launders it) unless
-    `accepted` gives the reason, which the baseline then carries."""
+    With `base` (the revision, and a database built from its schema and seed), each statement that
+    ran on a database built from this tree's seed is also replayed there, interleaved: the base
+    revision's code is not run, its schema and data are. A refresh refuses a path that regressed or
+    breaks the budget (recording never launders it) unless `accepted` gives the reason, which the
+    baseline then carries."""
     policy = replace(policy, accept=policy.accept.replace("{name}", spec.test))
     groups, skipped = group_statements(statements)
     baseline = store.load(spec.test)
     befores = pair(groups, baseline.statements)[0] if baseline is not None else [None] * len(groups)
+
+    def on_base(group: StatementGroup, before: Observation | None) -> BaseSide | None:
+        seeded = site.clone_source(group.first.database) is not None
+        if base is None or before is None or not seeded or group.first.database == base[1]:
+            return None
+        return BaseSide(group.query(spec), base[1], base[0])
+
     evaluation = evaluate(
         [
-            Statement(g.query(spec), g.first.database, before, g.executions, g.first.binding, measured=_measured_in_place(g.first))
+            Statement(g.query(spec), g.first.database, before, g.executions, g.first.binding,
+                      measured=_measured_in_place(g.first), base=on_base(g, before))
             for g, before in zip(groups, befores)
         ],
         site,
@@ -219,7 +252,7 @@ def check_test(
     )
     measured = list(evaluation.outcomes)
     replays = {groups[position].index: replay for position, replay in evaluation.replays.items()}
-    verdict = judge_path(spec, groups, measured, baseline, policy, skipped, replays)
+    verdict = judge_path(spec, groups, measured, baseline, policy, skipped, replays, _base_measured(base, groups, evaluation))
     path = store.path_for(spec.test)
     shown_path = _rel(path, root)
     if update:

@@ -89,6 +89,7 @@ class QuerywardenSession:
         self.unreadable: list[str] = []
         self.failed = False
         self.change: str | None = None  # why the guarded paths together break the change budget
+        self._base: tuple[str, str] | None = None  # (revision, DSN of this process's clone of its template)
 
     # settings and the server, resolved on first use
 
@@ -238,6 +239,39 @@ class QuerywardenSession:
             )
         return seed
 
+    def base(self) -> tuple[str, str] | None:
+        """The base revision's side (--querywarden-base REF): the revision, and this process's clone of
+        the template its schema and seed build (made on first use, dropped at the end). Its settings are
+        this run's, read in the exported tree: the same flags, its own ini and pyproject.toml."""
+        given = self.explicit.get("base")
+        if given is None or self._base is not None:
+            return self._base
+        import uuid
+        from dataclasses import replace
+
+        from ..config import resolve
+        from ..errors import ConfigError
+        from ..revision import exported
+        from ..seeding.seed import ensure_template
+
+        revision = self._stack.enter_context(exported(str(given.value), self.root))
+        self.say(f"base revision: {revision.short} (the merge base of {given.value} and HEAD)")
+        explicit = {key: replace(setting, base=revision.mapped(setting.base)) for key, setting in self.explicit.items() if key != "base"}
+        resolved = resolve([explicit], revision.mapped(self.root), defaults={"baselines": DEFAULT_BASELINES},
+                           from_project=("schema", "seed", "scale"))
+        seed = resolved.seed()
+        if seed is None:
+            raise ConfigError(f"{given.origin} {given.value}: the base revision {revision.short} sets no schema or seed "
+                              "for querywarden, so its database cannot be built; run without it for this change")
+        server = self.server()
+        template = ensure_template(server, seed, self.say)
+        name = f"qw_test_{uuid.uuid4().hex[:10]}"
+        server.create(name, template, wait_s=5.0)
+        self._stack.callback(server.drop, name)
+        self.clones[name] = Clone(template, seed.environment())
+        self._base = (revision.short, server.dsn_for(name))
+        return self._base
+
     def say(self, message: str) -> None:
         """Progress for people: on the terminal of a plain run, silent in xdist workers."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -327,9 +361,10 @@ class QuerywardenSession:
         # slowdown that only the clock shows, and then the engine probes afresh.
         probe = self.probe if self.update else no_probe
         try:
+            base = None if self.update else self.base()
             return check_test(
                 spec, statements, store, self.site(statements), self.resolved().measure, self.policy(),
-                probe=probe, update=self.update, root=self.root, accepted=self.accepted().get(test),
+                probe=probe, update=self.update, root=self.root, accepted=self.accepted().get(test), base=base,
             )
         except QuerywardenError as exc:
             text = mask_dsn(str(exc))
