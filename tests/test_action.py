@@ -80,13 +80,22 @@ def run_action(
     path: list[Path] | None = None,
     env: dict[str, str] | None = None,
     stop_after: str | None = None,
+    github_context: dict[str, str] | None = None,
 ) -> ActionRun:
-    """Run the action's steps as the runner would; stops at the first failing step (or after `stop_after`)."""
+    """Run the action's steps as the runner would; stops at the first failing step (or after `stop_after`).
+
+    `github_context` holds the `github.…` expressions the runner would fill in (absent ones are empty,
+    as `github.event.pull_request.base.sha` is outside a pull request)."""
     from ruamel.yaml import YAML
 
     bash = _bash()
     action = YAML(typ="safe").load(ACTION.read_text(encoding="utf-8"))
-    values = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+    context = github_context or {}
+
+    def from_github(text: str) -> str:
+        return _EXPRESSION.sub(lambda m: context.get(m.group(1), "") if m.group(1).startswith("github.") else m.group(0), text)
+
+    values = {name: from_github(str(spec.get("default", ""))) for name, spec in action["inputs"].items()}
     unknown = set(inputs) - set(values)
     assert not unknown, f"the action has no inputs {unknown}"
     values.update(inputs)
@@ -278,6 +287,70 @@ def test_catalog_mode_no_fail_reports_a_regression_and_passes(tmp_path: Path, pg
     assert "running&#95;timer" in markdown
     assert "::error file=queries.sql,line=" in run.log
     assert_job_environment_untouched(run)
+
+
+def _git(where: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def pull_request(project: Path) -> str:
+    """The project committed as the base branch `main`, checked out on a branch; the base commit's sha."""
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "base")
+    _git(project, "checkout", "-q", "-b", "change")
+    return _git(project, "rev-parse", "HEAD")
+
+
+def test_catalog_mode_measures_against_the_pull_requests_base_by_default(tmp_path: Path, pg_dsn: str) -> None:
+    project = example_project(tmp_path)
+    (project / "pyproject.toml").write_text(
+        '[tool.querywarden]\ncatalog = ["queries.sql"]\nbaselines = "baselines/catalog"\n'
+        'schema = ["schema.sql"]\nseed = ["seed.sql"]\n',
+        encoding="utf-8",
+    )
+    base = pull_request(project)
+    with open(project / "schema.sql", "a", encoding="utf-8") as schema:
+        schema.write(DROP_RUNNING_TIMER_INDEX)
+    run = run_action(tmp_path, {"dsn": pg_dsn}, workspace=project,
+                     github_context={"github.event.pull_request.base.sha": base})
+    assert run.status == 1, run.log
+    assert f"base revision: {base[:12]} (the merge base of {base} and HEAD)" in run.log
+    assert_outputs(run, "fail")
+    markdown = assert_reported_once(run)
+    assert f"Verdicts rest on: 9 on same-run A/B against the base revision {base[:12]}." in markdown
+    assert "same-run A/B against the base revision" in markdown.split("running&#95;timer", 1)[1]
+
+
+def test_base_none_compares_with_the_stored_baselines(tmp_path: Path, pg_dsn: str) -> None:
+    project = example_project(tmp_path)
+    (project / "pyproject.toml").write_text(
+        '[tool.querywarden]\ncatalog = ["queries.sql"]\nbaselines = "baselines/catalog"\n'
+        'schema = ["schema.sql"]\nseed = ["seed.sql"]\n',
+        encoding="utf-8",
+    )
+    base = pull_request(project)
+    run = run_action(tmp_path, {"dsn": pg_dsn, "base": "none"}, workspace=project,
+                     github_context={"github.event.pull_request.base.sha": base})
+    assert run.status == 0, run.log
+    assert "base revision:" not in run.log
+    assert "Verdicts rest on: 9 on the stored baseline." in assert_reported_once(run)
+
+
+def test_pytest_mode_replays_the_tests_statements_on_the_base(tmp_path: Path, pg_dsn: str) -> None:
+    project = example_project(tmp_path)
+    base = pull_request(project)
+    run = run_action(
+        tmp_path,
+        {"dsn": pg_dsn, "pytest-args": "tests -p no:randomly", "baselines": "baselines/timetracker-tests"},
+        workspace=project,
+        github_context={"github.event.pull_request.base.sha": base},
+    )
+    assert run.status == 0, run.log
+    assert f"querywarden: base revision: {base[:12]}" in run.log
+    assert f"on same-run A/B against the base revision {base[:12]}" in assert_reported_once(run)
 
 
 # --------------------------------------------------------------------------------------------------

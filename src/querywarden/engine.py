@@ -28,7 +28,7 @@ from .baseline import BaselineStore
 from .database import Server, connect, dbname_of, mask_dsn
 from .errors import CatalogError, ConfigError, DatabaseError, QuerywardenError, ReadOnlyViolation, RunTimeExceeded
 from .fingerprint import identify
-from .judge import ab_basis, against_base, compare, keeps, stored_basis, timing_only
+from .judge import NEW_BASIS, ab_basis, against_base, baseline_basis, compare, keeps, stored_basis, timing_only
 from .measure import (
     Paired, Side, calibration_probe, check_baseline_sql, check_measurable, hosted_session, measure, measure_pair,
     prepare_session, replay_against,
@@ -518,9 +518,8 @@ def _judge(position: int, statement: Statement, outcome: Outcome, measured: Meas
     if base is None:
         result = compare(query.name, baseline, outcome, policy, query.source, replay)
         if baseline is None:
-            return replace(result, basis="no baseline: judged on its own cost at its call rate")
-        how = "same-run A/B against the baseline SQL" if replay is not None else "the stored baseline"
-        return replace(result, basis=f"{how}, plan and work against the stored baseline")
+            return replace(result, basis=NEW_BASIS)
+        return replace(result, basis=baseline_basis(replay is not None))
     accepted = baseline is not None and baseline.accepted is not None
     before = measured.bases.get(position)
     if before is not None and not accepted:

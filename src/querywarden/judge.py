@@ -130,6 +130,16 @@ def ab_basis(revision: str, loose: bool = False) -> str:
     return f"same-run A/B against the base revision {revision}: plan, work and timing{timed}"
 
 
+NEW_BASIS = "no baseline: judged on its own cost at its call rate"
+
+
+def baseline_basis(replayed: bool) -> str:
+    """The basis of a verdict in a run without a base revision."""
+    if replayed:
+        return "same-run A/B against the baseline SQL: timing; plan and work against the stored baseline"
+    return "the stored baseline: plan, work and timing (another run's timing, the machine's speed divided out)"
+
+
 def stored_basis(why: str) -> str:
     """The basis of a verdict in a run with a base revision that had to fall back on the stored baseline."""
     return f"the stored baseline, as {why}: plan and work decide, timing does not"

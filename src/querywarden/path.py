@@ -23,7 +23,7 @@ from typing import Literal
 
 from .baseline import PathBaseline
 from .fingerprint import SqlIdentity, identify
-from .judge import ab_basis, against_base, compare, keeps, stored_basis, weigh
+from .judge import NEW_BASIS, ab_basis, against_base, baseline_basis, compare, keeps, stored_basis, weigh
 from .observation import Observation, Outcome
 from .policy import Policy
 from .query import CapturedStatement, GuardedQuery
@@ -172,9 +172,8 @@ def _against(
     if base is None or before is None:
         result = compare(group.name, before, after, policy, source, replay)
         if before is None:
-            return replace(result, basis="no baseline: judged on its own cost at its call rate")
-        how = "same-run A/B against the baseline SQL" if replay is not None else "the stored baseline"
-        return replace(result, basis=f"{how}, plan and work against the stored baseline")
+            return replace(result, basis=NEW_BASIS)
+        return replace(result, basis=baseline_basis(replay is not None))
     measured_base = base.observations.get(group.index)
     if measured_base is not None and before.accepted is None:
         aligned, notes = against_base(measured_base, after, before.statement_count)
