@@ -34,6 +34,8 @@ query it could not read would pass a change it never looked at.
 
 from __future__ import annotations
 
+import hashlib
+
 import difflib
 import json
 import re
@@ -427,3 +429,11 @@ def _sql_files(directory: Path, visited: set[Path]) -> Iterator[Path]:
             yield from _sql_files(entry, visited)
         elif entry.suffix == ".sql":
             yield entry
+
+
+def in_shard(name: str, shard: tuple[int, int]) -> bool:
+    """Whether query `name` belongs to shard `index` of `count` (1-based): by a hash of its name, so a
+    query stays in its shard when others are added, and a query's parameter sets `q[…]` stay together."""
+    index, count = shard
+    digest = hashlib.sha256(name.partition("[")[0].encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1

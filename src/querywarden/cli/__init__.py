@@ -17,7 +17,7 @@ import click
 
 from .. import __version__
 from ..baseline import BaselineStore
-from ..catalog import Catalog, read_catalogs
+from ..catalog import Catalog, in_shard, read_catalogs
 from ..config import EMBEDDED_CHOICES, Resolved, Setting, dsn_setting, embedded_setting, environment_layer, resolve
 from ..database import mask_dsn
 from ..engine import CatalogSite, Statement, deadline_for, evaluate, open_catalog_site, refresh, refuse_unsafe
@@ -91,6 +91,9 @@ def common_options(command: F) -> F:
         click.option("--only", "only", multiple=True, metavar="NAME",
                      help="Measure only the queries named NAME (repeatable; shell-style patterns such as 'user_*'; "
                           "`q` takes every parameter set of q). Baselines of the others are left alone."),
+        click.option("--shard", "shard", metavar="I/N", callback=_shard_option,
+                     help="Measure only shard I of N of the catalog (CI matrix jobs; queries are split by a hash of "
+                          "their names). Merge the shards' --json results with `querywarden report --from …`."),
         click.option("--measure-in-place", "in_place", is_flag=True, default=None,
                      help="Measure on the DSN's own database as the DSN's user, where no clone or restricted role "
                           "can be had (default: `measure-in-place`, else off). Catalog and baseline SQL then runs "
@@ -99,6 +102,19 @@ def common_options(command: F) -> F:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, _, count = value.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        shard = (0, 0)
+    if not 1 <= shard[0] <= shard[1]:
+        raise click.BadParameter(f"{value!r} is not I/N with 1 <= I <= N (e.g. 2/4)")
+    return shard
 
 
 def _resolve(catalogs: tuple[Path, ...], baselines: Path | None, schemas: tuple[str, ...], seeds: tuple[str, ...],
@@ -205,15 +221,18 @@ def _acceptances(given: tuple[str, ...], names: set[str]) -> dict[str, str]:
     return accepted
 
 
-def _catalog(resolved: Resolved, only: tuple[str, ...] = ()) -> list[GuardedQuery]:
-    """The catalog's guarded queries (those `--only` names, when given); the ones it cannot measure
-    (aiosql `*!`, `#`, `:name` with no values) are listed as skipped, so nothing is left out unsaid."""
+def _catalog(resolved: Resolved, only: tuple[str, ...] = (), shard: tuple[int, int] | None = None) -> list[GuardedQuery]:
+    """The catalog's guarded queries (those `--only` names and `--shard` takes, when given); the ones it
+    cannot measure (aiosql `*!`, `#`, `:name` with no values) are listed as skipped, so nothing is left out unsaid."""
     catalog: Catalog = read_catalogs(resolved.paths("catalog"),
                                      default_calls_per_minute=float(resolved["calls_per_minute"].value))
     for item in catalog.skipped:
         if _selected(item.name, only):
             click.echo(f"{'skipped':<10} {item.name}  ({item.source}: {item.reason})")
     queries = [query for query in catalog.queries if _selected(query.name, only)]
+    if shard is not None:
+        queries = [query for query in queries if in_shard(query.name, shard)]
+        _progress(f"shard {shard[0]}/{shard[1]}: {len(queries)} of {len(catalog.queries)} queries")
     for pattern in only:
         if not any(_selected(query.name, (pattern,)) for query in catalog.queries):
             known = ", ".join(sorted(query.name for query in catalog.queries)[:12])
@@ -289,10 +308,11 @@ def main() -> None:
 def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
           schemas: tuple[str, ...], seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
           max_run_s: float | None, only: tuple[str, ...], in_place: bool | None, json_path: Path | None,
-          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool, base_ref: str | None) -> None:
+          html_path: Path | None, markdown_path: Path | None, strict: bool, no_fail: bool, base_ref: str | None,
+          shard: tuple[int, int] | None) -> None:
     """Measure the catalog's queries and compare them with the baselines (or, with --base, with the base revision)."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
-    queries = _catalog(resolved, only)
+    queries = _catalog(resolved, only, shard)
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()  # a corrupt baseline stops the run before any measuring
     store.claim([q.name for q in queries], recorded)
@@ -303,9 +323,12 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, e
         refuse_unsafe(statements)
         evaluation = evaluate(statements, place.site, resolved.measure, policy,
                               progress=_progress, deadline=deadline_for(resolved.measure))
-    others = {name for name in recorded if not _selected(name, only)}  # --only leaves them be, not missing
+    # --only and --shard leave the others be, not missing
+    others = {name for name in recorded if not _selected(name, only) or (shard is not None and not in_shard(name, shard))}
     judged = evaluation.results + missing(recorded, {q.name for q in queries} | others, policy)
-    whole = change_budget(judged, policy)
+    whole = change_budget(judged, policy) if shard is None else None  # a shard sees part of the change: `report` merges
+    if shard is not None:
+        _progress("the change budget is judged on the whole change: merge the shards' results with `querywarden report --from …`")
     run = RunResult(judged + ((whole,) if whole is not None else ()))
     click.echo(terminal(run))
     write_reports(run, json_path, html_path, markdown_path)
@@ -322,13 +345,13 @@ def check(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, e
 def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str | None, embedded: str | None,
                    schemas: tuple[str, ...],
                    seeds: tuple[str, ...], scale: float | None, statement_timeout_s: float | None,
-                   max_run_s: float | None, only: tuple[str, ...], in_place: bool | None, prune: bool,
-                   acceptances: tuple[str, ...]) -> None:
+                   max_run_s: float | None, only: tuple[str, ...], shard: tuple[int, int] | None,
+                   in_place: bool | None, prune: bool, acceptances: tuple[str, ...]) -> None:
     """Measure the catalog's queries and (re)write their baselines; unchanged ones are left untouched.
 
     A query that regressed, or a new one over the budget, is not recorded (exit 1) unless --accept names it."""
     resolved = _resolve(catalogs, baselines, schemas, seeds, scale, statement_timeout_s, max_run_s, in_place, embedded)
-    queries = _catalog(resolved, only)
+    queries = _catalog(resolved, only, shard)
     accepted = _acceptances(acceptances, {q.name for q in queries})
     store = BaselineStore(resolved.path("baselines"))
     recorded = store.load_all()
@@ -342,7 +365,8 @@ def update_command(catalogs: tuple[Path, ...], baselines: Path | None, dsn: str 
         click.echo(f"{item.status:<10} {item.name}" + (f"  ({item.detail})" if item.detail else ""))
     if prune:
         names = {q.name for q in queries}
-        for path in store.remove([name for name in recorded if name not in names and _selected(name, only)]):
+        for path in store.remove([name for name in recorded if name not in names and _selected(name, only)
+                                  and (shard is None or in_shard(name, shard))]):
             click.echo(f"{'removed':<10} {path.stem}  ({path})")
     refused = [item.name for item in done if item.status == "refused"]
     if refused:

@@ -31,6 +31,8 @@ def _measured(sources: tuple[Path, ...]) -> RunResult:
     One empty shard among others is fine (a CI matrix job whose tests guard no query); all of them empty is not.
     """
     run = RunResult.merge([read_results(source) for source in sources])
+    if len(sources) > 1:
+        run = _whole_change(run)
     if not run.queries:
         files = ", ".join(str(source) for source in sources)
         raise ResultsError(
@@ -38,6 +40,17 @@ def _measured(sources: tuple[Path, ...]) -> RunResult:
             f"{'it' if len(sources) == 1 else 'them'} measured its catalog or guarded tests"
         )
     return run
+
+
+def _whole_change(run: RunResult) -> RunResult:
+    """The merged shards, with the change budget judged on the whole change (each shard saw a part of it;
+    `check --shard` leaves it out): at the call rates and budget of the project's [tool.querywarden]."""
+    from ..config import load_config
+    from ..judge import CHANGE, change_budget
+
+    queries = tuple(result for result in run.queries if result.name != CHANGE)
+    whole = change_budget(queries, load_config().policy)
+    return RunResult(queries + ((whole,) if whole is not None else ()))
 
 
 @click.command("report")
