@@ -8,6 +8,7 @@ branch changes the schema only (a migration file), never the catalog's SQL.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from click.testing import CliRunner, Result
 from querywarden.cli import main
 from querywarden.database import Server
 from querywarden.revision import exported
-from querywarden.seeding.seed import Seed, drop_template, template_name
+from querywarden.seeding.seed import Seed, drop_template, migrations_onto, template_name
 
 SCHEMA = """
 CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL, balance numeric NOT NULL DEFAULT 0);
@@ -153,18 +154,36 @@ SELECT id FROM accounts ORDER BY balance DESC LIMIT 10;
     assert result.exit_code == (1 if richest["blocking"] else 0)
 
 
-def test_the_base_template_built_by_a_run_on_main_is_reused(project: Path, server: Server) -> None:
+def test_the_base_template_built_by_a_run_on_main_is_reused_and_migrated(project: Path, server: Server) -> None:
     git(project, "checkout", "-q", "main")
     assert check().exit_code == 0  # the main branch's own run builds the base's template
-    base_template = template_name(Seed(("seed.sql",), 1.0, project, ("schema.sql",)))
+    base_seed = Seed(("seed.sql",), 1.0, project, ("schema.sql",))
+    base_template = template_name(base_seed)
     assert server.exists(base_template)
     git(project, "checkout", "-q", "change")
     migrate(project, "002_slower_name.sql", SLOWER_FUNCTION + f"-- {uuid.uuid4().hex}: a head template no earlier run built\n")
+    head_seed = Seed(("seed.sql",), 1.0, project, ("schema.sql", "migrations/002_slower_name.sql"))
+    assert migrations_onto(base_seed, head_seed) == ("migrations/002_slower_name.sql",)
     result = check("--base", "main")
-    head_template = template_name(Seed(("seed.sql",), 1.0, project, ("schema.sql", "migrations/002_slower_name.sql")))
-    drop_template(server, head_template)  # unique to this test: not left to pile up
+    assert result.exit_code == 1, result.output
     assert f"seeding {base_template}" not in result.output
-    assert f"seeding {head_template}" in result.output  # the head's, with the migration: built now
+    # The head: a copy of the base's template with the new migration applied to its data, not a whole build.
+    built = re.search(rf"seeding (qw_seed_[0-9a-f]{{12}}) \({base_template} \+ 1 migration item\(s\)\)", result.output)
+    assert built is not None, result.output
+    assert not server.exists(template_name(head_seed))
+    drop_template(server, built.group(1))  # unique to this test: not left to pile up
+
+
+def test_a_schema_file_edited_in_place_is_built_whole(project: Path) -> None:
+    with exported("main", project) as revision:
+        base_seed = Seed(("seed.sql",), 1.0, revision.project, ("schema.sql",))
+        (project / "schema.sql").write_text(SCHEMA + "CREATE INDEX accounts_balance_idx ON accounts (balance);\n")
+        assert migrations_onto(base_seed, Seed(("seed.sql",), 1.0, project, ("schema.sql",))) is None
+        (project / "schema.sql").write_text(SCHEMA)
+        (project / "extra.sql").write_text("CREATE INDEX accounts_balance_idx ON accounts (balance);\n")
+        assert migrations_onto(base_seed, Seed(("seed.sql",), 1.0, project, ("schema.sql", "extra.sql"))) == ("extra.sql",)
+        assert migrations_onto(base_seed, Seed(("seed.sql",), 2.0, project, ("schema.sql", "extra.sql"))) is None  # other data
+        assert migrations_onto(base_seed, Seed(("seed.sql",), 1.0, project, ("schema.sql",))) is None  # nothing to add
 
 
 def test_an_unknown_base_is_one_line_and_exit_2(project: Path) -> None:

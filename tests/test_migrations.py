@@ -26,7 +26,7 @@ from querywarden.config import Setting, resolve
 from querywarden.database import Server
 from querywarden.errors import ConfigError
 from querywarden.seeding.migrations import SqlMigrations
-from querywarden.seeding.seed import Seed, drop_template, ensure_template
+from querywarden.seeding.seed import Seed, drop_template, ensure_migrated_template, ensure_template, migrations_onto, template_name
 
 PROJECTS = Path(__file__).resolve().parent / "migration_projects"
 CATALOG = PROJECTS / "queries.sql"
@@ -410,3 +410,30 @@ def test_the_migrations_are_given_the_template_and_nothing_else(
     assert "service" not in seen["options"]  # the settings' own OPTIONS pointed at a service elsewhere
     assert seen["environment"] == []
     assert seen["settings"] == ("shop_site.settings" if style == "django" else None)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_head_that_adds_a_migration_is_the_base_template_migrated(style: str, tmp_path: Path, server: Server, built: list[str]) -> None:
+    """Against a base revision, the head's new migration runs on a copy of the base's seeded template, on
+    its data, as production applies it: Django and Alembic rerun apply only what is new; a directory of
+    SQL files reruns every file, so it is built whole."""
+    base, head = make_project(style, tmp_path / "base"), make_project(style, tmp_path / "head")
+    shutil.copy(base.seed_sql, head.seed_sql)  # the same data on both sides
+    item = {"django": f"django:shop_site.settings@{style}", "alembic": f"alembic:{style}/alembic.ini",
+            "sql": f"sql-migrations:{style}/migrations"}[style]
+    base_seed = Seed(("data/seed.sql",), 1.0, tmp_path / "base", schema=(item,))
+    head.add("drop_index")
+    head_seed = Seed(("data/seed.sql",), 1.0, tmp_path / "head", schema=(item,))
+    if style == "sql":
+        assert migrations_onto(base_seed, head_seed) is None
+        return
+    assert migrations_onto(base_seed, head_seed) == (item,)
+    built.append(ensure_template(server, base_seed))
+    migrated = ensure_migrated_template(server, base_seed, head_seed)
+    assert migrated is not None and migrated != template_name(head_seed)
+    built.append(migrated)
+    assert indexes(server, migrated) == ["orders_pkey"]  # the base's 20,000 rows, the index dropped on them
+    # A migration of the base edited in the head is no migration production would run: built whole.
+    first = next(path for path in head.migrations_dir.iterdir() if path.name.startswith("0001"))
+    first.write_text(first.read_text() + "\n# edited\n")
+    assert migrations_onto(base_seed, Seed(("data/seed.sql",), 1.0, tmp_path / "head", schema=(item,))) is None

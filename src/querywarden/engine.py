@@ -37,7 +37,7 @@ from .observation import Observation, Outcome, Unmeasured
 from .policy import MeasureSettings, Policy
 from .query import Binding, GuardedQuery
 from .sandbox import IN_PLACE_FIX, MeasuringRole, SandboxError, as_role, grant, logged_in, measuring_role
-from .seeding.seed import Seed, ensure_template
+from .seeding.seed import Seed, ensure_migrated_template, ensure_template
 from .timing_stats import TimingComparison
 from .verdict import QueryResult, Verdict
 
@@ -715,7 +715,9 @@ def open_catalog_site(
 
     With `base_seed` (a run against a base revision) the base revision's template is built or reused
     too, and cloned beside the head's: the main branch's own runs build that template, so it is
-    usually there already. When both seeds build the same template, one clone serves both sides.
+    usually there already. When the head only adds migrations, its template is a copy of the base's
+    with them applied (`ensure_migrated_template`), not a whole build. When both seeds build the same
+    template, one clone serves both sides.
 
     Only `in_place` measures on the DSN's own database as the DSN's user, for a server where neither
     a clone nor the role can be had; the shell says the risk when it is enabled.
@@ -731,8 +733,9 @@ def open_catalog_site(
         extras = {"data": data_fingerprint(server, source)} if seed is None else seed.environment()
         yield CatalogSite(Site(server, {source: source}, {source: extras}), dsn)
         return
-    source = dbname_of(dsn) if seed is None else ensure_template(server, seed, progress)
     base_source = ensure_template(server, base_seed, progress) if base_seed is not None else None
+    migrated = ensure_migrated_template(server, base_seed, seed, progress) if base_seed is not None and seed is not None else None
+    source = dbname_of(dsn) if seed is None else migrated or ensure_template(server, seed, progress)
     with measuring_role(server) as role, ExitStack() as stack:
         try:
             read_dsn = stack.enter_context(server.clone(source, wait_s=5.0))  # another run may be cloning it too

@@ -314,14 +314,13 @@ def querywarden_server() -> object | None:
 def querywarden_template(request: pytest.FixtureRequest, querywarden_server: object | None) -> str:
     """Name of the seeded, ANALYZEd template database (built once, reused while the seed is unchanged)."""
     from ..errors import QuerywardenError
-    from ..seeding.seed import ensure_template
 
     state = _state(request.config)
     try:
         if querywarden_server is not None:
             state.use_server(querywarden_server)
         seed = state.seed()
-        template = ensure_template(state.server(), seed, _seed_progress(state))
+        template = state.head_template(seed, _seed_progress(state))
         state.seed_environment = seed.environment()
     except QuerywardenError as exc:
         _fail_on(exc)

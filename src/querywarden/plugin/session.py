@@ -8,7 +8,7 @@ test first uses querywarden: loading the plugin costs a pytest run next to nothi
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +90,7 @@ class QuerywardenSession:
         self.failed = False
         self.change: str | None = None  # why the guarded paths together break the change budget
         self._base: tuple[str, str] | None = None  # (revision, DSN of this process's clone of its template)
+        self._base_seed: Seed | None = None
 
     # settings and the server, resolved on first use
 
@@ -265,12 +266,26 @@ class QuerywardenSession:
                               "for querywarden, so its database cannot be built; run without it for this change")
         server = self.server()
         template = ensure_template(server, seed, self.say)
+        self._base_seed = seed
         name = f"qw_test_{uuid.uuid4().hex[:10]}"
         server.create(name, template, wait_s=5.0)
         self._stack.callback(server.drop, name)
         self.clones[name] = Clone(template, seed.environment())
         self._base = (revision.short, server.dsn_for(name))
         return self._base
+
+    def head_template(self, seed: Seed, progress: Callable[[str], None]) -> str:
+        """This tree's seeded template: with a base revision that the tree only adds migrations to, a copy
+        of the base's template with those migrations applied to its data (as production applies them)."""
+        from ..seeding.seed import ensure_migrated_template, ensure_template
+
+        if self.explicit.get("base") is not None and not self.update:
+            self.base()
+            if self._base_seed is not None:
+                migrated = ensure_migrated_template(self.server(), self._base_seed, seed, progress)
+                if migrated is not None:
+                    return migrated
+        return ensure_template(self.server(), seed, progress)
 
     def say(self, message: str) -> None:
         """Progress for people: on the terminal of a plain run, silent in xdist workers."""

@@ -406,7 +406,73 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
     renamed only when complete, so concurrent runs (xdist workers) build it once and an
     interrupted build is never reused.
     """
-    name = template_name(seed)
+    return _ensure(server, template_name(seed), seed.scale, progress, lambda into: build(server, seed, into, progress),
+                   f"scale {seed.scale:g}")
+
+
+def migrations_onto(base: Seed, head: Seed) -> tuple[str, ...] | None:
+    """The schema items that turn the base's seeded database into the head's, when the head is the base
+    plus migrations: the same data, scale and statistics target, and the base's schema items first,
+    each unchanged, or (django:, alembic:) the same migrations and more, which rerunning applies alone.
+    None when the head must be built whole (a schema file edited in place, other data)."""
+    if (base.data_fingerprint(), base.scale, base.statistics_target) != (head.data_fingerprint(), head.scale, head.statistics_target):
+        return None
+    if len(head.schema) < len(base.schema) or head.schema == base.schema and base.fingerprint() == head.fingerprint():
+        return None
+    rerun: list[str] = []
+    for old, new in zip(base.schema, head.schema):
+        if old != new:
+            return None
+        if base._digest((old,)) == head._digest((new,)):
+            continue
+        if not old.startswith(("django:", "alembic:")):
+            return None
+        before, after = dict(_named_bytes(base, old)), dict(_named_bytes(head, new))
+        if any(after.get(name) != body for name, body in before.items()):
+            return None  # a migration the base has was edited: production never sees that
+        rerun.append(new)
+    return (*rerun, *head.schema[len(base.schema):])
+
+
+def _named_bytes(seed: Seed, item: str) -> list[tuple[str, bytes]]:
+    try:
+        return [(name, path.read_bytes()) for name, path in seed._migrations(item).files()]
+    except OSError as exc:
+        raise ConfigError(f"schema item {item!r}: a migration file cannot be read ({exc})") from None
+
+
+def ensure_migrated_template(server: Server, base: Seed, head: Seed, progress: Progress = _quiet) -> str | None:
+    """The head's template made from a copy of the base's with the head's new migrations applied to its
+    data, as production applies them, instead of a whole build (built now unless it exists); None
+    when the head is not the base plus migrations (`migrations_onto`)."""
+    steps = migrations_onto(base, head)
+    if steps is None:
+        return None
+    source = ensure_template(server, base, progress)
+    name = f"qw_seed_{hashlib.sha256(f'{head.fingerprint()} onto {base.fingerprint()}'.encode()).hexdigest()[:12]}"
+    migrations = Seed((), head.scale, head.base_dir, steps, head.statistics_target)
+
+    def migrate(into: str) -> BuildReport:
+        server.create(into, template=source, wait_s=5.0)
+        try:
+            with connect(server.dsn_for(into)) as conn:
+                started = time.perf_counter()
+                rows = migrations.load(conn, progress)
+                load_s = time.perf_counter() - started
+                tables = disable_autovacuum(conn)
+                analyze_s = analyze(conn, head.statistics_target, progress)
+        except BaseException:
+            try:
+                server.drop(into)
+            except DatabaseError:
+                pass
+            raise
+        return BuildReport(into, rows, load_s, analyze_s, tuple(tables))
+
+    return _ensure(server, name, head.scale, progress, migrate, f"{source} + {len(steps)} migration item(s)")
+
+
+def _ensure(server: Server, name: str, scale: float, progress: Progress, make: Callable[[str], BuildReport], what: str) -> str:
     with server.admin() as admin:
         try:
             locked = admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (BUILD_LOCK_CLASS, name)).fetchone()
@@ -419,12 +485,12 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
             found = admin.execute(_COMMENT_AND_NOW, (name,)).fetchone()
             if found:
                 progress(f"reusing seeded template {name}")
-                _record_reuse(admin, name, seed.scale, found[0], found[1], progress)
+                _record_reuse(admin, name, scale, found[0], found[1], progress)
                 return name
             building = f"{name}_building"
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
-            progress(f"seeding {name} (scale {seed.scale:g})")
-            report = build(server, seed, building, progress)
+            progress(f"seeding {name} ({what})")
+            report = make(building)
             progress(
                 f"seeded {report.rows:,} rows in {human_seconds(report.load_s)} ({report.rows_per_s:,.0f} rows/s), "
                 f"analyzed in {human_seconds(report.analyze_s)}; autovacuum off on {len(report.tables)} tables"
@@ -433,7 +499,7 @@ def ensure_template(server: Server, seed: Seed, progress: Progress = _quiet) -> 
             admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
             built = admin.execute("SELECT now()").fetchone()
             if built:
-                _record_use(admin, name, seed.scale, built[0], built[0], progress)
+                _record_use(admin, name, scale, built[0], built[0], progress)
             return name
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot build seeded template {name}: {scrub(str(exc).splitlines()[0], server.dsn)}") from None
