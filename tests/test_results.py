@@ -196,3 +196,23 @@ def test_the_results_carry_the_load_before_and_after(tmp_path: Path) -> None:
     write_results(RunResult((kept, added)), path)
     load = json.loads(path.read_text())["summary"]["load_cores"]
     assert load == {"after": pytest.approx(0.2), "before": pytest.approx(0.1)}
+
+
+def test_the_run_counts_what_its_verdicts_rest_on() -> None:
+    from dataclasses import replace
+
+    from querywarden.judge import NEW_BASIS, ab_basis, baseline_basis, stored_basis
+
+    first, *rest = sample_run().queries
+    bases = [ab_basis("abc123"), ab_basis("abc123", loose=True), stored_basis("the base revision abc123 could not run it "
+             "(query 'x': PostgreSQL rejected it: column \"y\" does not exist)"), NEW_BASIS, baseline_basis(True)]
+    run = RunResult(tuple(replace(result, basis=basis) for result, basis in zip((first, *rest, first, first, first), bases)))
+    assert run.comparisons() == {
+        "same-run A/B against the base revision abc123": 2,
+        "the stored baseline": 1,
+        "their own cost (new)": 1,
+        "same-run A/B against the baseline SQL": 1,
+    }
+    assert run.comparisons_text().startswith("2 on same-run A/B against the base revision abc123; 1 on the stored baseline")
+    restored = run_from_dict(json.loads(json.dumps(run_to_dict(run))))
+    assert [r.basis for r in restored.queries] == bases

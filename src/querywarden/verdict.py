@@ -86,12 +86,19 @@ class RunResult:
         return sum(r.extra_ms_per_minute or 0.0 for r in self.queries if r.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.NEW))
 
     def comparisons(self) -> dict[str, int]:
-        """How many verdicts rest on each kind of comparison (the basis up to its first colon)."""
+        """How many verdicts rest on each kind of comparison: a same-run A/B (against the base revision
+        or the baseline SQL), the stored baseline, or none (a new query judged on its own cost)."""
         tally: dict[str, int] = {}
         for result in self.queries:
-            if result.basis:
+            if not result.basis:
+                continue
+            if result.basis.startswith("the stored baseline"):
+                kind = "the stored baseline"
+            elif result.basis.startswith(("new", "no baseline")):
+                kind = "their own cost (new)"
+            else:
                 kind = result.basis.split(":", 1)[0]
-                tally[kind] = tally.get(kind, 0) + 1
+            tally[kind] = tally.get(kind, 0) + 1
         return tally
 
     def comparisons_text(self) -> str:
