@@ -291,3 +291,25 @@ def test_small_additions_that_add_up_past_the_change_budget_block_the_change() -
     )
     assert change_budget(added[:2], POLICY) is None  # 0.8 cores
     assert change_budget(added, replace(POLICY, change_cores_budget=2.0)) is None
+
+
+def test_a_loose_base_ab_alone_blocks_only_past_the_stored_ratio() -> None:
+    """Timed on two server processes that could not share a core, a same-run A/B can read a difference
+    between the sessions as one between the queries: alone it warns below ×2, as stored timing does."""
+    from querywarden.timing_stats import TimingComparison
+
+    base, head = observation(median_ms=10, spread=0.5), observation(median_ms=13, spread=0.5)
+    slower = TimingComparison(1.3, 1.2, 1.4, 0.001, "slower", 60, 60, 0.98)
+    pinned = compare("q", base, head, POLICY, replay=slower, against="the base revision abc")
+    assert pinned.verdict == Verdict.FAIL and pinned.blocking
+    loose = compare("q", base, head, POLICY, replay=slower, against="the base revision abc", loose=True)
+    assert loose.verdict == Verdict.WARN and not loose.blocking
+    assert loose.reasons[-1] == "timing alone on two server processes that could not share a core blocks only past ×2"
+    twice = compare("q", base, observation(median_ms=25, spread=0.5), POLICY,
+                    replay=TimingComparison(2.5, 2.3, 2.7, 0.001, "slower", 60, 60, 0.98), loose=True)
+    assert twice.blocking  # a large effect still blocks
+    faster = TimingComparison(0.8, 0.75, 0.85, 0.001, "faster", 60, 60, 0.98)
+    assert compare("q", head, base, POLICY, replay=faster, loose=True).verdict == Verdict.PASS
+    # With evidence of more work, the loose timing counts as any other.
+    worse = observation(median_ms=13, spread=0.5, plan=index_plan(blocks=400))
+    assert compare("q", base, worse, POLICY, replay=slower, loose=True).blocking

@@ -524,8 +524,10 @@ def _judge(position: int, statement: Statement, outcome: Outcome, measured: Meas
     before = measured.bases.get(position)
     if before is not None and not accepted:
         before, notes = against_base(before, outcome)
-        result = compare(query.name, before, outcome, policy, query.source, replay, against=f"the base revision {base.revision}")
-        return replace(result, reasons=result.reasons + notes, basis=ab_basis(base.revision, position in measured.loose))
+        loose = position in measured.loose
+        result = compare(query.name, before, outcome, policy, query.source, replay, against=f"the base revision {base.revision}",
+                         loose=loose)
+        return replace(result, reasons=result.reasons + notes, basis=ab_basis(base.revision, loose))
     why = measured.base_errors.get(position)
     if baseline is None or (base.query is None and not accepted):
         result = compare(query.name, None, outcome, policy, query.source)

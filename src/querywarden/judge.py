@@ -333,13 +333,16 @@ def compare(
     *,
     against: str = "the baseline SQL",
     stored_timing: bool = True,
+    loose: bool = False,
 ) -> QueryResult:
     """The verdict on one query, with the reasons a reviewer needs.
 
     `replay` is a same-run A/B of `before` against the new query: the baseline's SQL when the SQL
     changed, or the base revision's query on the base revision's database (`against` names which).
     Without `stored_timing` (a run with a base revision, where this query could not be paired), a
-    timing against the stored baseline is a note and never decides.
+    timing against the stored baseline is a note and never decides. A `loose` replay was timed on two
+    server processes that could not share a core: a difference between the two sessions reads as a
+    difference between the queries there, so alone it counts as weakly as stored timing.
     """
     if after is None:
         assert before is not None
@@ -450,10 +453,10 @@ def compare(
         slower_time = faster_time = None
     if slower_time:
         slower.append(slower_time)
-    elif faster_time and replay is not None:
+    elif faster_time and replay is not None and not loose:
         faster.append(faster_time)
     elif faster_time:
-        notes.append(f"faster by the stored timing: {faster_time}")
+        notes.append(f"faster by the {'loosely paired' if loose else 'stored'} timing: {faster_time}")
     if replay is not None and replay.decision == "inconclusive":
         notes.append(
             f"same-run A/B against {against} inconclusive: ×{replay.ratio:.2f} "
@@ -464,7 +467,7 @@ def compare(
     weak_timing = (
         slower_time is not None
         and not corroborated
-        and replay is None
+        and (replay is None or loose)
         and after.timing.median_ms < before.timing.median_ms * policy.stored_time_block_ratio
     )
 
@@ -486,7 +489,8 @@ def compare(
                 verdict=Verdict.WARN,
                 blocking=False,
                 reasons=weighed.reasons
-                + (f"timing alone against a stored baseline blocks only past ×{policy.stored_time_block_ratio:g}",),
+                + (f"timing alone {'on two server processes that could not share a core' if loose else 'against a stored baseline'} "
+                   f"blocks only past ×{policy.stored_time_block_ratio:g}",),
             )
         return weighed
     if faster:

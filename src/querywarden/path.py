@@ -177,8 +177,9 @@ def _against(
     measured_base = base.observations.get(group.index)
     if measured_base is not None and before.accepted is None:
         aligned, notes = against_base(measured_base, after, before.statement_count)
-        result = compare(group.name, aligned, after, policy, source, replay, against=f"the base revision {base.revision}")
-        return replace(result, reasons=result.reasons + notes, basis=ab_basis(base.revision, group.index in base.loose))
+        loose = group.index in base.loose
+        result = compare(group.name, aligned, after, policy, source, replay, against=f"the base revision {base.revision}", loose=loose)
+        return replace(result, reasons=result.reasons + notes, basis=ab_basis(base.revision, loose))
     result = compare(group.name, before, after, policy, source, stored_timing=False)
     why = f"its baseline records an accepted cost ({before.accepted})" if before.accepted else base.why_not.get(
         group.index, "it was measured inside the test's transaction, whose rows the base revision's database does not have")
