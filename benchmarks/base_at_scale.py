@@ -65,10 +65,13 @@ def run(*args: str, cwd: Path) -> tuple[int, float, str]:
 
 
 def tally(results: Path) -> tuple[Counter[str], list[str]]:
+    """Verdict counts, and a line for each query that did not simply pass (blocking ones first)."""
     queries = json.loads(results.read_text())["queries"]
     counts = Counter(q["verdict"] for q in queries)
-    blocked = [f"{q['name']}: {q['reasons'][0] if q['reasons'] else q['verdict']}" for q in queries if q["blocking"]]
-    return counts, blocked
+    shown = sorted((q for q in queries if q["verdict"] != "pass"), key=lambda q: not q["blocking"])
+    lines = [f"{q['verdict']}{' (blocks)' if q['blocking'] else ''} {q['name']}: {'; '.join(q['reasons'])[:300]} "
+             f"[{q.get('basis', '')[:60]}]" for q in shown]
+    return counts, lines
 
 
 def main() -> None:
@@ -117,21 +120,23 @@ def main() -> None:
                 if not (root / "out.json").exists():
                     print(f"{label}: exit {status}, no results\n{out[-2000:]}")
                     continue
-                counts, blocked = tally(root / "out.json")
-                print(f"{label:<18} exit {status}  {seconds:6.0f} s  {dict(counts)}  blocked {len(blocked)}")
-                for line in blocked[:5]:
+                counts, shown = tally(root / "out.json")
+                blocked = sum(1 for line in shown if " (blocks) " in line)
+                print(f"{label:<18} exit {status}  {seconds:6.0f} s  {dict(counts)}  blocked {blocked}")
+                for line in shown[:6]:
                     print(f"    {line}")
                 (root / "out.json").unlink()
             for index in range(1, args.shards + 1):
                 out_file = root / f"shard{index}.json"
                 status, seconds, _ = run("check", "--base", "main", "--shard", f"{index}/{args.shards}",
                                          "--json", str(out_file), cwd=root)
-                counts, blocked = tally(out_file)
-                print(f"shard {index}/{args.shards}          exit {status}  {seconds:6.0f} s  {sum(counts.values())} queries  blocked {len(blocked)}")
+                counts, shown = tally(out_file)
+                blocked = sum(1 for line in shown if " (blocks) " in line)
+                print(f"shard {index}/{args.shards}          exit {status}  {seconds:6.0f} s  {sum(counts.values())} queries  blocked {blocked}")
             files = [arg for index in range(1, args.shards + 1) for arg in ("--from", str(root / f"shard{index}.json"))]
             status, _, out = run("report", *files, "--format", "json", "--output", str(root / "merged.json"), cwd=root)
-            counts, blocked = tally(root / "merged.json")
-            print(f"merged shards      exit {status}  {dict(counts)}  blocked {len(blocked)}")
+            counts, shown = tally(root / "merged.json")
+            print(f"merged shards      exit {status}  {dict(counts)}  blocked {sum(1 for line in shown if ' (blocks) ' in line)}")
         finally:
             for hog in hogs:
                 hog.terminate()
