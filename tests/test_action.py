@@ -198,6 +198,11 @@ def assert_outputs(run: ActionRun, verdict: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # The real action on the example project.
 
+# catalog mode with everything in [tool.querywarden]: the catalog, the baselines, the schema and the seed
+CATALOG_PYPROJECT = (
+    '[tool.querywarden]\ncatalog = ["queries.sql"]\nbaselines = "baselines/catalog"\n'
+    'schema = ["schema.sql"]\nseed = ["seed.sql"]\n'
+)
 DROP_RUNNING_TIMER_INDEX = "\n-- the migration under review\nDROP INDEX time_entries_running_timer_idx;\n"
 
 
@@ -273,11 +278,7 @@ def test_catalog_mode_on_the_example_catalog(tmp_path: Path, pg_dsn: str) -> Non
 
 def test_catalog_mode_no_fail_reports_a_regression_and_passes(tmp_path: Path, pg_dsn: str) -> None:
     project = example_project(tmp_path, drop_index=True)
-    (project / "pyproject.toml").write_text(
-        '[tool.querywarden]\ncatalog = ["queries.sql"]\nbaselines = "baselines/catalog"\n'
-        'schema = ["schema.sql"]\nseed = ["seed.sql"]\n',
-        encoding="utf-8",
-    )
+    (project / "pyproject.toml").write_text(CATALOG_PYPROJECT, encoding="utf-8")
     # catalog and baselines from [tool.querywarden]: the inputs are left empty
     run = run_action(tmp_path, {"dsn": pg_dsn, "fail-mode": "no-fail"}, workspace=project)
     assert run.status == 0, run.log
@@ -306,11 +307,7 @@ def pull_request(project: Path) -> str:
 
 def test_catalog_mode_measures_against_the_pull_requests_base_by_default(tmp_path: Path, pg_dsn: str) -> None:
     project = example_project(tmp_path)
-    (project / "pyproject.toml").write_text(
-        '[tool.querywarden]\ncatalog = ["queries.sql"]\nbaselines = "baselines/catalog"\n'
-        'schema = ["schema.sql"]\nseed = ["seed.sql"]\n',
-        encoding="utf-8",
-    )
+    (project / "pyproject.toml").write_text(CATALOG_PYPROJECT, encoding="utf-8")
     base = pull_request(project)
     with open(project / "schema.sql", "a", encoding="utf-8") as schema:
         schema.write(DROP_RUNNING_TIMER_INDEX)
@@ -326,11 +323,7 @@ def test_catalog_mode_measures_against_the_pull_requests_base_by_default(tmp_pat
 
 def test_base_none_compares_with_the_stored_baselines(tmp_path: Path, pg_dsn: str) -> None:
     project = example_project(tmp_path)
-    (project / "pyproject.toml").write_text(
-        '[tool.querywarden]\ncatalog = ["queries.sql"]\nbaselines = "baselines/catalog"\n'
-        'schema = ["schema.sql"]\nseed = ["seed.sql"]\n',
-        encoding="utf-8",
-    )
+    (project / "pyproject.toml").write_text(CATALOG_PYPROJECT, encoding="utf-8")
     base = pull_request(project)
     run = run_action(tmp_path, {"dsn": pg_dsn, "base": "none"}, workspace=project,
                      github_context={"github.event.pull_request.base.sha": base})

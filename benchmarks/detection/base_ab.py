@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from run import quantile  # noqa: E402  (the detection benchmark's, beside this file)
 from querywarden.catalog import load_catalogs, parse_catalog
 from querywarden.database import Server, connect
 from querywarden.engine import evaluate, open_catalog_site
@@ -508,16 +509,6 @@ def main() -> None:
 
 def pct(part: int, whole: int) -> str:
     return f"{part}/{whole} ({100.0 * part / whole:.0f}%)" if whole else "0/0"
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def ratio_text(values: Sequence[float | None]) -> str:

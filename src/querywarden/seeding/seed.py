@@ -277,13 +277,14 @@ class BuildReport:
         return self.rows / self.load_s if self.load_s > 0 else 0.0
 
 
-def build(server: Server, seed: Seed, name: str, progress: Progress = _quiet) -> BuildReport:
-    """Create database `name` and load, de-autovacuum and analyze `seed` into it (dropped if that fails).
+def build(server: Server, seed: Seed, name: str, progress: Progress = _quiet, *, template: str | None = None) -> BuildReport:
+    """Create database `name` (a copy of `template`, else empty) and load, de-autovacuum and analyze
+    `seed` into it (dropped if that fails).
 
     `ensure_template` builds through this; call it directly for a database of your own name (a
     benchmark rebuilding the same seed, a test that must not touch the shared template).
     """
-    server.create(name)
+    server.create(name, template=template, wait_s=5.0 if template else 0.0)
     try:
         with connect(server.dsn_for(name)) as conn:
             started = time.perf_counter()
@@ -451,25 +452,8 @@ def ensure_migrated_template(server: Server, base: Seed, head: Seed, progress: P
     source = ensure_template(server, base, progress)
     name = f"qw_seed_{hashlib.sha256(f'{head.fingerprint()} onto {base.fingerprint()}'.encode()).hexdigest()[:12]}"
     migrations = Seed((), head.scale, head.base_dir, steps, head.statistics_target)
-
-    def migrate(into: str) -> BuildReport:
-        server.create(into, template=source, wait_s=5.0)
-        try:
-            with connect(server.dsn_for(into)) as conn:
-                started = time.perf_counter()
-                rows = migrations.load(conn, progress)
-                load_s = time.perf_counter() - started
-                tables = disable_autovacuum(conn)
-                analyze_s = analyze(conn, head.statistics_target, progress)
-        except BaseException:
-            try:
-                server.drop(into)
-            except DatabaseError:
-                pass
-            raise
-        return BuildReport(into, rows, load_s, analyze_s, tuple(tables))
-
-    return _ensure(server, name, head.scale, progress, migrate, f"{source} + {len(steps)} migration item(s)")
+    return _ensure(server, name, head.scale, progress, lambda into: build(server, migrations, into, progress, template=source),
+                   f"{source} + {len(steps)} migration item(s)")
 
 
 def _ensure(server: Server, name: str, scale: float, progress: Progress, make: Callable[[str], BuildReport], what: str) -> str:
