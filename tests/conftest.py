@@ -107,3 +107,19 @@ def fill(directory: Path) -> None:
                 filler.write(b"\0" * 4096)
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
+
+
+def git(where: Path, *args: str) -> str:
+    """Run git in `where` as a throwaway author; its output."""
+    done = subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def on_a_branch_off_main(root: Path) -> str:
+    """`root` committed as `main` in a new repository and checked out on a branch `change`; main's sha."""
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    git(root, "checkout", "-q", "-b", "change")
+    return git(root, "rev-parse", "HEAD")

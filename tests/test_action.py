@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import on_a_branch_off_main
+
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
 EXAMPLE = ROOT / "examples" / "timetracker"
@@ -290,25 +292,10 @@ def test_catalog_mode_no_fail_reports_a_regression_and_passes(tmp_path: Path, pg
     assert_job_environment_untouched(run)
 
 
-def _git(where: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def pull_request(project: Path) -> str:
-    """The project committed as the base branch `main`, checked out on a branch; the base commit's sha."""
-    _git(project, "init", "-q", "-b", "main")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "base")
-    _git(project, "checkout", "-q", "-b", "change")
-    return _git(project, "rev-parse", "HEAD")
-
-
 def test_catalog_mode_measures_against_the_pull_requests_base_by_default(tmp_path: Path, pg_dsn: str) -> None:
     project = example_project(tmp_path)
     (project / "pyproject.toml").write_text(CATALOG_PYPROJECT, encoding="utf-8")
-    base = pull_request(project)
+    base = on_a_branch_off_main(project)
     with open(project / "schema.sql", "a", encoding="utf-8") as schema:
         schema.write(DROP_RUNNING_TIMER_INDEX)
     run = run_action(tmp_path, {"dsn": pg_dsn}, workspace=project,
@@ -324,7 +311,7 @@ def test_catalog_mode_measures_against_the_pull_requests_base_by_default(tmp_pat
 def test_base_none_compares_with_the_stored_baselines(tmp_path: Path, pg_dsn: str) -> None:
     project = example_project(tmp_path)
     (project / "pyproject.toml").write_text(CATALOG_PYPROJECT, encoding="utf-8")
-    base = pull_request(project)
+    base = on_a_branch_off_main(project)
     run = run_action(tmp_path, {"dsn": pg_dsn, "base": "none"}, workspace=project,
                      github_context={"github.event.pull_request.base.sha": base})
     assert run.status == 0, run.log
@@ -334,7 +321,7 @@ def test_base_none_compares_with_the_stored_baselines(tmp_path: Path, pg_dsn: st
 
 def test_pytest_mode_replays_the_tests_statements_on_the_base(tmp_path: Path, pg_dsn: str) -> None:
     project = example_project(tmp_path)
-    base = pull_request(project)
+    base = on_a_branch_off_main(project)
     run = run_action(
         tmp_path,
         {"dsn": pg_dsn, "pytest-args": "tests -p no:randomly", "baselines": "baselines/timetracker-tests"},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from querywarden.cli import main
 from querywarden.database import Server
 from querywarden.revision import exported
 from querywarden.seeding.seed import Seed, drop_template, migrations_onto, template_name
+
+from conftest import git, on_a_branch_off_main
 
 SCHEMA = """
 CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL, balance numeric NOT NULL DEFAULT 0);
@@ -59,12 +60,6 @@ AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN split_part(email, '@', 1); END $$;
 """
 
 
-def git(where: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
 def write_project(root: Path, migrations: tuple[str, ...] = ()) -> None:
     (root / "schema.sql").write_text(SCHEMA)
     (root / "seed.sql").write_text(SEED)
@@ -79,10 +74,7 @@ def project(tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Pat
     root = tmp_path / "project"
     root.mkdir()
     write_project(root)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    git(root, "checkout", "-q", "-b", "change")
+    on_a_branch_off_main(root)
     monkeypatch.chdir(root)
     monkeypatch.setenv("QUERYWARDEN_DSN", pg_dsn)
     return root

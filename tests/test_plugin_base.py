@@ -8,10 +8,11 @@ The project is test_plugin's (2,000 owners, 200,000 items), committed on `main` 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from conftest import git, on_a_branch_off_main
 
 from test_plugin import HOT, HOT_SQL, RARE, SCHEMA, write_project
 
@@ -32,12 +33,6 @@ def test_owner_name(querywarden, querywarden_db):
 NAME = "tests/test_app.py::test_owner_name"
 
 
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
 @pytest.fixture
 def committed(pytester: pytest.Pytester, pg_dsn: str) -> Path:
     """The project with its baselines recorded and committed on `main`, on a branch `change`."""
@@ -47,10 +42,7 @@ def committed(pytester: pytest.Pytester, pg_dsn: str) -> Path:
     with open(root / "tests" / "test_app.py", "a", encoding="utf-8") as tests:
         tests.write(NAME_TEST)
     assert pytester.runpytest("--querywarden-update").ret == pytest.ExitCode.OK
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    git(root, "checkout", "-q", "-b", "change")
+    on_a_branch_off_main(root)
     return root
 
 
