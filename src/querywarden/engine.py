@@ -160,6 +160,15 @@ def _bounded(settings: MeasureSettings, deadline: float | None) -> MeasureSettin
     return replace(settings, statement_timeout_ms=max(left_ms, 1))
 
 
+def _cut_by_cap(outcome: Outcome, bounded: MeasureSettings, settings: MeasureSettings, deadline: float | None) -> bool:
+    """Whether a statement that did not finish was stopped by the run's cap, not by its own timeout: the
+    deadline has passed, or the timeout it ran under was the cap's, shorter than the configured one
+    (the server's timer can fire a hair before this process's clock reaches the deadline)."""
+    if not isinstance(outcome, Unmeasured):
+        return False
+    return _out_of_time(deadline) or (outcome.timed_out and bounded.statement_timeout_ms < settings.statement_timeout_ms)
+
+
 def _not_measured(settings: MeasureSettings, statements: Sequence[Statement], done: Mapping[int, object]) -> RunTimeExceeded:
     left = [s.query.name for i, s in enumerate(statements) if i not in done]
     shown = ", ".join(left[:20]) + (f" and {len(left) - 20} more" if len(left) > 20 else "")
@@ -434,7 +443,7 @@ def measure_all(
                     except QuerywardenError as exc:
                         settle(position, exc)
                         continue
-                    if isinstance(outcome, Unmeasured) and _out_of_time(deadline):
+                    if _cut_by_cap(outcome, now, settings, deadline):
                         raise _not_measured(settings, statements, outcomes)  # cut by the cap, not a verdict
                     outcomes[position] = outcome
                     before = statement.baseline
@@ -465,17 +474,18 @@ def measure_all(
             if _out_of_time(deadline):
                 raise _not_measured(settings, statements, outcomes)
             progress(f"measuring {statement.query.name} (on a throwaway clone)")
+            now = _bounded(settings, deadline)
             try:
                 if _paired(statement) and shared is not None:
-                    paired = _measure_write_pair(statement, site, _bounded(settings, deadline), probe, read_only, shared)
+                    paired = _measure_write_pair(statement, site, now, probe, read_only, shared)
                     _keep_pair(position, paired, bases, base_errors, replays, loose)
                     outcome = paired.head
                 else:
-                    outcome = _measure_write(statement, site, _bounded(settings, deadline), probe, read_only)
+                    outcome = _measure_write(statement, site, now, probe, read_only)
             except QuerywardenError as exc:
                 settle(position, exc)
                 continue
-            if isinstance(outcome, Unmeasured) and _out_of_time(deadline):
+            if _cut_by_cap(outcome, now, settings, deadline):
                 raise _not_measured(settings, statements, outcomes)
             outcomes[position] = outcome
     ordered: list[Outcome] = []
